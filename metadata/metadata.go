@@ -1,0 +1,127 @@
+// Package metadata keeps what berth knows about repositories: which blobs
+// each repository may serve, its manifests (with their content), tags, the
+// references between manifests and blobs, and subjects for the referrers
+// API. Blob bytes live in storage; everything a listing or a lookup needs
+// lives here, so the catalog, tag lists, referrers and search never walk
+// storage.
+//
+// Implementations (SQLite in metadata/sqlite; others may follow) run the
+// shared suite in metadata/metadatatest.
+package metadata
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// Error categories. Implementations wrap them; test with errors.Is.
+var (
+	// ErrNotFound: the blob, manifest or tag is not in the repository.
+	ErrNotFound = errors.New("not found")
+	// ErrRepositoryNotFound: nothing was ever pushed to the repository, or
+	// everything in it was deleted.
+	ErrRepositoryNotFound = errors.New("repository not found")
+)
+
+// Descriptor is an entry of a referrers index.
+type Descriptor struct {
+	MediaType    string            `json:"mediaType"`
+	Digest       digest.Digest     `json:"digest"`
+	Size         int64             `json:"size"`
+	ArtifactType string            `json:"artifactType,omitempty"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
+}
+
+// Manifest is a stored manifest of one repository.
+type Manifest struct {
+	Digest    digest.Digest
+	MediaType string
+	// ArtifactType is the manifest's artifactType or, failing that, its
+	// config media type: what the referrers API reports.
+	ArtifactType string
+	Size         int64
+	Content      []byte
+	// Subject is the digest of the manifest this one refers to, or "".
+	Subject     digest.Digest
+	Annotations map[string]string
+	// Blobs are the blobs the manifest references (config and layers), in
+	// the manifest's order.
+	Blobs []digest.Digest
+	// Manifests are the child manifests of an index, in the index's order.
+	Manifests []digest.Digest
+	// CreatedAt is when the manifest was first pushed to the repository.
+	// PutManifest keeps the stored value when the manifest is already in
+	// the repository, and otherwise uses this one, or the current time
+	// when it is zero (so a migration can carry times over).
+	CreatedAt time.Time
+}
+
+// Store is the metadata store. All methods are safe for concurrent use, and
+// each is atomic: a failure leaves nothing half-written.
+//
+// A repository exists while it holds at least one blob or manifest (a tag
+// always points at a manifest). Deleting the last of them deletes the
+// repository: it leaves Repositories and SearchRepositories, and Tags and
+// Referrers return ErrRepositoryNotFound, as if nothing had been pushed.
+// Lookups of a blob, manifest or tag in an unknown repository return
+// ErrNotFound.
+//
+// Names are ordered byte-wise, as Go compares strings ("a" < "a-b" < "a/b"
+// < "ab"), whatever the locale of a database server. Listings return an
+// empty, non-nil slice when nothing matches, and n == 0 asks for an empty
+// page.
+//
+// The suite in metadata/metadatatest checks all of this.
+type Store interface {
+	// PutBlob records that repo may serve blob d of the given size,
+	// creating the repository if needed. Repeating it is harmless.
+	PutBlob(ctx context.Context, repo string, d digest.Digest, size int64) error
+	// BlobSize returns the size of blob d if repo may serve it, or
+	// ErrNotFound.
+	BlobSize(ctx context.Context, repo string, d digest.Digest) (int64, error)
+	// AnyBlobSize returns the size of blob d if any repository holds it, or
+	// ErrNotFound.
+	AnyBlobSize(ctx context.Context, d digest.Digest) (int64, error)
+	// DeleteBlob removes blob d from repo (not from other repositories), or
+	// returns ErrNotFound.
+	DeleteBlob(ctx context.Context, repo string, d digest.Digest) error
+
+	// PutManifest stores m in repo (replacing a manifest of the same digest,
+	// but keeping its CreatedAt) and points each of tags at it, in one
+	// transaction. It creates the repository if needed.
+	PutManifest(ctx context.Context, repo string, m *Manifest, tags ...string) error
+	// GetManifest returns the manifest of digest d in repo, or ErrNotFound.
+	GetManifest(ctx context.Context, repo string, d digest.Digest) (*Manifest, error)
+	// ResolveTag returns the manifest that tag points at in repo, or
+	// ErrNotFound.
+	ResolveTag(ctx context.Context, repo, tag string) (*Manifest, error)
+	// DeleteManifest removes the manifest d and every tag pointing at it
+	// from repo, or returns ErrNotFound.
+	DeleteManifest(ctx context.Context, repo string, d digest.Digest) error
+	// DeleteTag removes only the tag, or returns ErrNotFound.
+	DeleteTag(ctx context.Context, repo, tag string) error
+
+	// Tags lists up to n tags of repo that sort after last (all of them
+	// when n < 0), in lexical order. An existing repository without tags
+	// returns an empty list; an unknown one ErrRepositoryNotFound.
+	Tags(ctx context.Context, repo, last string, n int) ([]string, error)
+	// Referrers lists the manifests in repo whose subject is d, filtered by
+	// artifactType when it is not empty, ordered by digest. The subject
+	// need not be stored. An unknown repository returns
+	// ErrRepositoryNotFound.
+	Referrers(ctx context.Context, repo string, d digest.Digest, artifactType string) ([]Descriptor, error)
+	// Repositories lists up to n repository names that sort after last
+	// (all of them when n < 0), in lexical order.
+	Repositories(ctx context.Context, last string, n int) ([]string, error)
+	// SearchRepositories lists up to n repository names containing query
+	// (case-insensitively), in lexical order; all of them when n < 0. An
+	// empty query matches every repository, and '%', '_' and '*' in it
+	// are plain characters.
+	SearchRepositories(ctx context.Context, query string, n int) ([]string, error)
+
+	// Close releases the store's resources.
+	Close() error
+}
