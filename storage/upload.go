@@ -1,0 +1,359 @@
+package storage
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berthhq/berth/storage/driver"
+)
+
+// RangeError reports a chunk that does not start where the data received so
+// far ends. Size is the current length of the upload.
+type RangeError struct{ Size int64 }
+
+func (e *RangeError) Error() string {
+	return fmt.Sprintf("chunk must start at offset %d", e.Size)
+}
+
+// uploadInfo is the persisted state of a session. The hash state lets a
+// resumed session (after a restart, or on another replica) go on hashing
+// where the last request stopped instead of re-reading everything.
+type uploadInfo struct {
+	Repo      string    `json:"repo"`
+	StartedAt time.Time `json:"startedAt"`
+	// HashOffset is the number of bytes HashState has consumed.
+	HashOffset int64  `json:"hashOffset"`
+	HashState  []byte `json:"hashState,omitempty"`
+}
+
+// Upload describes a session.
+type Upload struct {
+	ID        string
+	Repo      string
+	Size      int64
+	StartedAt time.Time
+}
+
+func uploadDir(id string) string  { return "/uploads/" + id }
+func uploadData(id string) string { return uploadDir(id) + "/data" }
+func uploadInfoPath(id string) string {
+	return uploadDir(id) + "/info"
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+
+// lock serialises work on one session within this process.
+func (s *Store) lock(id string) func() {
+	s.mu.Lock()
+	l := s.locks[id]
+	if l == nil {
+		l = &uploadLock{}
+		s.locks[id] = l
+	}
+	l.refs++
+	s.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		s.mu.Lock()
+		l.refs--
+		if l.refs == 0 {
+			delete(s.locks, id)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// StartUpload opens a new session for repo.
+func (s *Store) StartUpload(ctx context.Context, repo string) (*Upload, error) {
+	id := uuid.NewString()
+	info := uploadInfo{Repo: repo, StartedAt: time.Now().UTC()}
+	if err := s.d.PutContent(ctx, uploadData(id), nil); err != nil {
+		return nil, fmt.Errorf("start upload: %w", err)
+	}
+	if err := s.writeInfo(ctx, id, &info); err != nil {
+		_ = s.d.Delete(ctx, uploadDir(id))
+		return nil, err
+	}
+	return &Upload{ID: id, Repo: repo, StartedAt: info.StartedAt}, nil
+}
+
+func validUploadID(id string) bool {
+	_, err := uuid.Parse(id)
+	return err == nil && len(id) == 36
+}
+
+func (s *Store) readInfo(ctx context.Context, repo, id string) (*uploadInfo, error) {
+	if !validUploadID(id) {
+		return nil, fmt.Errorf("%w: %q", ErrUploadUnknown, id)
+	}
+	b, err := s.d.GetContent(ctx, uploadInfoPath(id))
+	if errors.Is(err, driver.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrUploadUnknown, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read upload %s: %w", id, err)
+	}
+	var info uploadInfo
+	if err := json.Unmarshal(b, &info); err != nil {
+		return nil, fmt.Errorf("read upload %s: %w", id, err)
+	}
+	if info.Repo != repo {
+		return nil, fmt.Errorf("%w: %s", ErrUploadUnknown, id)
+	}
+	return &info, nil
+}
+
+func (s *Store) writeInfo(ctx context.Context, id string, info *uploadInfo) error {
+	b, err := json.Marshal(info)
+	if err != nil {
+		return err
+	}
+	if err := s.d.PutContent(ctx, uploadInfoPath(id), b); err != nil {
+		return fmt.Errorf("save upload %s: %w", id, err)
+	}
+	return nil
+}
+
+// Status returns the session id of repo.
+func (s *Store) Status(ctx context.Context, repo, id string) (*Upload, error) {
+	unlock := s.lock(id)
+	defer unlock()
+	info, err := s.readInfo(ctx, repo, id)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := s.d.Stat(ctx, uploadData(id))
+	if errors.Is(err, driver.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrUploadUnknown, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Upload{ID: id, Repo: repo, Size: fi.Size(), StartedAt: info.StartedAt}, nil
+}
+
+// session is an open session during one request.
+type session struct {
+	s    *Store
+	id   string
+	info *uploadInfo
+	w    driver.FileWriter
+	h    hash.Hash
+}
+
+// open reopens session id for appending and restores its hash. start is the
+// offset the caller's data begins at, or -1 for "wherever the data ends".
+func (s *Store) open(ctx context.Context, repo, id string, start int64) (*session, error) {
+	info, err := s.readInfo(ctx, repo, id)
+	if err != nil {
+		return nil, err
+	}
+	w, err := s.d.Writer(ctx, uploadData(id), true)
+	if errors.Is(err, driver.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrUploadUnknown, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if start >= 0 && start != w.Size() {
+		_ = w.Close()
+		return nil, &RangeError{Size: w.Size()}
+	}
+	h := sha256.New()
+	restored := false
+	if info.HashOffset == w.Size() && len(info.HashState) > 0 {
+		restored = h.(encoding.BinaryUnmarshaler).UnmarshalBinary(info.HashState) == nil
+	}
+	if !restored && w.Size() > 0 {
+		// The data and the saved state disagree (the process died between
+		// writing one and the other): hash what is really there.
+		h = sha256.New()
+		if err := s.hashFile(ctx, id, w.Size(), h); err != nil {
+			_ = w.Close()
+			return nil, err
+		}
+	}
+	return &session{s: s, id: id, info: info, w: w, h: h}, nil
+}
+
+func (s *Store) hashFile(ctx context.Context, id string, size int64, h hash.Hash) error {
+	rc, err := s.d.Reader(ctx, uploadData(id), 0)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	buf := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(buf)
+	n, err := io.CopyBuffer(h, io.LimitReader(rc, size), *buf)
+	if err != nil {
+		return fmt.Errorf("hash upload %s: %w", id, err)
+	}
+	if n != size {
+		return fmt.Errorf("hash upload %s: read %d of %d bytes", id, n, size)
+	}
+	return nil
+}
+
+// write copies body into the session. Whatever was received is kept even
+// when the body breaks off, so the client can resume after it.
+func (ss *session) write(body io.Reader) error {
+	if body == nil {
+		return nil
+	}
+	buf := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(buf)
+	_, err := io.CopyBuffer(io.MultiWriter(ss.w, ss.h), body, *buf)
+	return err
+}
+
+// save closes the writer, keeping the data, and records the hash state.
+func (ss *session) save(ctx context.Context) (int64, error) {
+	if err := ss.w.Close(); err != nil {
+		return 0, err
+	}
+	size := ss.w.Size()
+	state, err := ss.h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return 0, err
+	}
+	ss.info.HashOffset, ss.info.HashState = size, state
+	return size, ss.s.writeInfo(ctx, ss.id, ss.info)
+}
+
+// Append adds body to session id of repo, starting at offset start (-1:
+// at the end). A start that is not the current size is a *RangeError. It
+// returns the new size.
+func (s *Store) Append(ctx context.Context, repo, id string, start int64, body io.Reader) (int64, error) {
+	unlock := s.lock(id)
+	defer unlock()
+	ss, err := s.open(ctx, repo, id, start)
+	if err != nil {
+		return 0, err
+	}
+	werr := ss.write(body)
+	size, err := ss.save(ctx)
+	if werr != nil {
+		return size, fmt.Errorf("upload %s: %w", id, werr)
+	}
+	return size, err
+}
+
+// Finish appends body (which may be nil) to session id at start (-1: at the
+// end), checks that the whole content has digest expected, and makes it a
+// blob. On a digest mismatch the session is discarded and ErrDigestMismatch
+// returned. It returns the blob's size.
+func (s *Store) Finish(ctx context.Context, repo, id string, start int64, body io.Reader, expected digest.Digest) (int64, error) {
+	if err := ValidateDigest(expected); err != nil {
+		return 0, err
+	}
+	unlock := s.lock(id)
+	defer unlock()
+	ss, err := s.open(ctx, repo, id, start)
+	if err != nil {
+		return 0, err
+	}
+	if err := ss.write(body); err != nil {
+		_, _ = ss.save(ctx)
+		return 0, fmt.Errorf("upload %s: %w", id, err)
+	}
+	if err := ss.w.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("upload %s: %w", id, err)
+	}
+	size := ss.w.Size()
+	var got digest.Digest
+	if expected.Algorithm() == digest.SHA256 {
+		got = digest.NewDigest(digest.SHA256, ss.h)
+	} else {
+		h := expected.Algorithm().Hash()
+		if err := s.hashFile(ctx, id, size, h); err != nil {
+			return 0, err
+		}
+		got = digest.NewDigest(expected.Algorithm(), h)
+	}
+	if got != expected {
+		_ = s.d.Delete(ctx, uploadDir(id))
+		return 0, fmt.Errorf("%w: expected %s, content has %s", ErrDigestMismatch, expected, got)
+	}
+	if _, err := s.Stat(ctx, expected); err == nil {
+		// Already stored by another upload: the content is identical.
+		return size, s.d.Delete(ctx, uploadDir(id))
+	}
+	if err := s.d.Move(ctx, uploadData(id), blobPath(expected)); err != nil {
+		return 0, fmt.Errorf("store blob %s: %w", expected, err)
+	}
+	if err := s.d.Delete(ctx, uploadDir(id)); err != nil && !errors.Is(err, driver.ErrNotFound) {
+		return size, fmt.Errorf("clean upload %s: %w", id, err)
+	}
+	return size, nil
+}
+
+// Put stores body as blob expected in one go (a monolithic upload).
+func (s *Store) Put(ctx context.Context, repo string, expected digest.Digest, body io.Reader) (int64, error) {
+	if err := ValidateDigest(expected); err != nil {
+		return 0, err
+	}
+	u, err := s.StartUpload(ctx, repo)
+	if err != nil {
+		return 0, err
+	}
+	size, err := s.Finish(ctx, repo, u.ID, 0, body, expected)
+	if err != nil && !errors.Is(err, ErrDigestMismatch) {
+		_ = s.d.Delete(ctx, uploadDir(u.ID))
+	}
+	return size, err
+}
+
+// Cancel discards session id of repo.
+func (s *Store) Cancel(ctx context.Context, repo, id string) error {
+	unlock := s.lock(id)
+	defer unlock()
+	if _, err := s.readInfo(ctx, repo, id); err != nil {
+		return err
+	}
+	return s.d.Delete(ctx, uploadDir(id))
+}
+
+// PurgeUploads removes sessions started before the cutoff and returns how
+// many it removed.
+func (s *Store) PurgeUploads(ctx context.Context, cutoff time.Time) (int, error) {
+	ids, err := s.d.List(ctx, "/uploads")
+	if errors.Is(err, driver.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, p := range ids {
+		id := p[len("/uploads/"):]
+		fi, err := s.d.Stat(ctx, p)
+		if err != nil || fi.ModTime().After(cutoff) {
+			continue
+		}
+		if b, err := s.d.GetContent(ctx, uploadInfoPath(id)); err == nil {
+			var info uploadInfo
+			if json.Unmarshal(b, &info) == nil && info.StartedAt.After(cutoff) {
+				continue
+			}
+		}
+		unlock := s.lock(id)
+		err = s.d.Delete(ctx, p)
+		unlock()
+		if err == nil {
+			n++
+		}
+	}
+	return n, nil
+}
