@@ -1,0 +1,181 @@
+package registry
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/berthhq/berth/metadata"
+)
+
+// Page sizes for listings.
+const (
+	// defaultCatalogPage is the catalog page size when the client names none.
+	defaultCatalogPage = 1000
+	// maxPage bounds n, so one request cannot ask for an unbounded answer.
+	maxPage = 10000
+)
+
+// pagination reads n and last. n is -1 when absent.
+func pagination(r *http.Request) (n int, last string, err error) {
+	q := r.URL.Query()
+	last = q.Get("last")
+	n = -1
+	if s := q.Get("n"); s != "" {
+		v, perr := strconv.Atoi(s)
+		if perr != nil || v < 0 {
+			return 0, "", errf(ErrPaginationInvalid, "n must be a non-negative integer, not %q", s)
+		}
+		n = min(v, maxPage)
+	}
+	return n, last, nil
+}
+
+func writeJSON(w http.ResponseWriter, r *http.Request, contentType string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(b)
+	}
+	return nil
+}
+
+// setNextLink sets the Link header pointing at the page after last.
+func setNextLink(w http.ResponseWriter, path string, n int, last string) {
+	q := url.Values{}
+	q.Set("last", last)
+	q.Set("n", strconv.Itoa(n))
+	w.Header().Set("Link", fmt.Sprintf(`<%s?%s>; rel="next"`, path, q.Encode()))
+}
+
+func (reg *Registry) tags(w http.ResponseWriter, r *http.Request, rt Route) error {
+	n, last, err := pagination(r)
+	if err != nil {
+		return err
+	}
+	// One more than asked tells whether there is a next page.
+	ask := n
+	if n >= 0 {
+		ask = n + 1
+	}
+	tags, err := reg.meta.Tags(r.Context(), rt.Name, last, ask)
+	if err != nil {
+		return metaErr(err, ErrNameUnknown, rt.Name)
+	}
+	if n >= 0 && len(tags) > n {
+		tags = tags[:n]
+		if n > 0 {
+			setNextLink(w, "/v2/"+rt.Name+"/tags/list", n, tags[n-1])
+		}
+	}
+	if tags == nil {
+		tags = []string{}
+	}
+	return writeJSON(w, r, "application/json", struct {
+		Name string   `json:"name"`
+		Tags []string `json:"tags"`
+	}{rt.Name, tags})
+}
+
+func (reg *Registry) catalog(w http.ResponseWriter, r *http.Request, _ Route) error {
+	n, last, err := pagination(r)
+	if err != nil {
+		return err
+	}
+	if n < 0 {
+		n = defaultCatalogPage
+	}
+	repos, err := reg.meta.Repositories(r.Context(), last, n+1)
+	if err != nil {
+		return err
+	}
+	if len(repos) > n {
+		repos = repos[:n]
+		if n > 0 {
+			setNextLink(w, "/v2/_catalog", n, repos[n-1])
+		}
+	}
+	if repos == nil {
+		repos = []string{}
+	}
+	return writeJSON(w, r, "application/json", struct {
+		Repositories []string `json:"repositories"`
+	}{repos})
+}
+
+func (reg *Registry) referrers(w http.ResponseWriter, r *http.Request, rt Route) error {
+	d, err := parseDigest(rt.Ref)
+	if err != nil {
+		return err
+	}
+	at := r.URL.Query().Get("artifactType")
+	refs, err := reg.meta.Referrers(r.Context(), rt.Name, d, at)
+	if err != nil && !errors.Is(err, metadata.ErrRepositoryNotFound) && !errors.Is(err, metadata.ErrNotFound) {
+		return err
+	}
+	if refs == nil {
+		refs = []metadata.Descriptor{}
+	}
+	if at != "" {
+		w.Header().Set("OCI-Filters-Applied", "artifactType")
+	}
+	return writeJSON(w, r, MediaTypeOCIIndex, struct {
+		SchemaVersion int                   `json:"schemaVersion"`
+		MediaType     string                `json:"mediaType"`
+		Manifests     []metadata.Descriptor `json:"manifests"`
+	}{2, MediaTypeOCIIndex, refs})
+}
+
+func (reg *Registry) pingV1(w http.ResponseWriter, r *http.Request, _ Route) error {
+	w.Header().Set("X-Docker-Registry-Standalone", "true")
+	return writeJSON(w, r, "application/json", struct {
+		Standalone bool `json:"standalone"`
+	}{true})
+}
+
+type searchResult struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	StarCount   int    `json:"star_count"`
+	IsOfficial  bool   `json:"is_official"`
+	IsAutomated bool   `json:"is_automated"`
+}
+
+// searchV1 answers the Docker daemon's search API with repositories whose
+// name contains the term.
+func (reg *Registry) searchV1(w http.ResponseWriter, r *http.Request, _ Route) error {
+	q := r.URL.Query()
+	term := q.Get("q")
+	n := 25
+	if s := q.Get("n"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 {
+			return errf(ErrPaginationInvalid, "n must be a positive integer, not %q", s)
+		}
+		n = min(v, 100)
+	}
+	names, err := reg.meta.SearchRepositories(r.Context(), term, n)
+	if err != nil {
+		return err
+	}
+	results := make([]searchResult, 0, len(names))
+	for _, name := range names {
+		results = append(results, searchResult{Name: name})
+	}
+	return writeJSON(w, r, "application/json", struct {
+		NumPages   int            `json:"num_pages"`
+		NumResults int            `json:"num_results"`
+		PageSize   int            `json:"page_size"`
+		Page       int            `json:"page"`
+		Query      string         `json:"query"`
+		Results    []searchResult `json:"results"`
+	}{1, len(results), n, 1, term, results})
+}

@@ -1,0 +1,209 @@
+// Package registry serves the OCI distribution API and the Docker Registry
+// HTTP API V2 over a blob store and a metadata store.
+package registry
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/berthhq/berth/metadata"
+	"github.com/berthhq/berth/storage"
+)
+
+// DefaultMaxManifestSize is the manifest size limit when none is set.
+const DefaultMaxManifestSize = 4 << 20
+
+// Options tune the registry.
+type Options struct {
+	// MaxManifestSize is the largest manifest accepted, in bytes.
+	MaxManifestSize int64
+	// RequireLayers makes image manifests fail unless every distributable
+	// layer is in the repository. By default only the config blob must be:
+	// sparse manifests (some layers or platforms absent) are accepted, as
+	// the distribution spec allows.
+	RequireLayers bool
+	// Logger receives the access log and errors.
+	Logger *slog.Logger
+	// Authorize, when set, is called for every routed request before its
+	// handler; it writes the response and returns false to refuse it.
+	Authorize func(w http.ResponseWriter, r *http.Request, rt Route) bool
+}
+
+// Registry is the HTTP handler of the registry API.
+type Registry struct {
+	blobs *storage.Store
+	meta  metadata.Store
+	opts  Options
+	log   *slog.Logger
+}
+
+// New returns a registry serving blobs from blobs and everything else from
+// meta.
+func New(blobs *storage.Store, meta metadata.Store, opts Options) *Registry {
+	if opts.MaxManifestSize <= 0 {
+		opts.MaxManifestSize = DefaultMaxManifestSize
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Registry{blobs: blobs, meta: meta, opts: opts, log: opts.Logger}
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, rt Route) error
+
+// statusWriter records the status and size of a response for the access
+// log. It forwards ReadFrom so that blob responses keep using sendfile.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(p []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	n, err := s.ResponseWriter.Write(p)
+	s.bytes += int64(n)
+	return n, err
+}
+
+func (s *statusWriter) ReadFrom(r io.Reader) (int64, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	var n int64
+	var err error
+	if rf, ok := s.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(s.ResponseWriter, r)
+	}
+	s.bytes += n
+	return n, err
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// ServeHTTP routes a request.
+func (reg *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	reg.serve(sw, r)
+	if sw.status == 0 {
+		sw.status = http.StatusOK
+	}
+	level := slog.LevelInfo
+	if sw.status >= 500 {
+		level = slog.LevelError
+	}
+	reg.log.Log(r.Context(), level, "request",
+		"method", r.Method, "path", r.URL.Path, "status", sw.status,
+		"bytes", sw.bytes, "duration", time.Since(start).Round(time.Microsecond), "remote", r.RemoteAddr)
+}
+
+func (reg *Registry) serve(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	rt, ok := ParseRoute(r.Method, r.URL.Path)
+	if !ok {
+		writeError(w, r, reg.log, errf(ErrNotFound, "no route for %s %s", r.Method, r.URL.Path))
+		return
+	}
+	h, allowed := reg.handler(rt.Kind, r.Method)
+	if h == nil {
+		w.Header().Set("Allow", allowed)
+		writeError(w, r, reg.log, errf(ErrUnsupported, "%s is not allowed here; allowed: %s", r.Method, allowed))
+		return
+	}
+	if rt.Name != "" && !ValidName(rt.Name) {
+		writeError(w, r, reg.log, &Error{Code: ErrNameInvalid, Message: fmt.Sprintf("invalid repository name %q", rt.Name), Detail: map[string]string{"name": rt.Name}})
+		return
+	}
+	if reg.opts.Authorize != nil && !reg.opts.Authorize(w, r, rt) {
+		return
+	}
+	if err := h(w, r, rt); err != nil {
+		writeError(w, r, reg.log, err)
+	}
+}
+
+// handler returns the handler for a route kind and method, or nil and the
+// methods that are allowed.
+func (reg *Registry) handler(kind int, method string) (handlerFunc, string) {
+	type m = map[string]handlerFunc
+	var table m
+	switch kind {
+	case routeBase:
+		table = m{"GET": reg.base, "HEAD": reg.base}
+	case routeCatalog:
+		table = m{"GET": reg.catalog, "HEAD": reg.catalog}
+	case routeTags:
+		table = m{"GET": reg.tags, "HEAD": reg.tags}
+	case routeManifest:
+		table = m{"GET": reg.getManifest, "HEAD": reg.getManifest, "PUT": reg.putManifest, "DELETE": reg.deleteManifest}
+	case routeBlob:
+		table = m{"GET": reg.getBlob, "HEAD": reg.getBlob, "DELETE": reg.deleteBlob}
+	case routeUploadStart:
+		table = m{"POST": reg.startUpload}
+	case routeUpload:
+		table = m{"GET": reg.uploadStatus, "PATCH": reg.patchUpload, "PUT": reg.finishUpload, "DELETE": reg.cancelUpload}
+	case routeReferrers:
+		table = m{"GET": reg.referrers, "HEAD": reg.referrers}
+	case routePingV1:
+		table = m{"GET": reg.pingV1, "HEAD": reg.pingV1}
+	case routeSearchV1:
+		table = m{"GET": reg.searchV1}
+	}
+	if h, ok := table[method]; ok {
+		return h, ""
+	}
+	allowed := ""
+	for _, k := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"} {
+		if _, ok := table[k]; ok {
+			if allowed != "" {
+				allowed += ", "
+			}
+			allowed += k
+		}
+	}
+	return nil, allowed
+}
+
+func (reg *Registry) base(w http.ResponseWriter, r *http.Request, _ Route) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", "2")
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write([]byte("{}"))
+	}
+	return nil
+}
+
+// metaErr maps metadata categories to wire errors.
+func metaErr(err error, notFound Code, name string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, metadata.ErrRepositoryNotFound):
+		return &Error{Code: ErrNameUnknown, Message: fmt.Sprintf("repository %q not known to registry", name), Detail: map[string]string{"name": name}}
+	case errors.Is(err, metadata.ErrNotFound):
+		return errc(notFound)
+	}
+	return err
+}
+
+func setContentLength(w http.ResponseWriter, n int64) {
+	w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+}

@@ -1,0 +1,125 @@
+package registry
+
+import (
+	"net/http"
+	"regexp"
+	"strings"
+)
+
+// Access is what a route needs from the caller, checked in one place by
+// whoever authorizes requests.
+type Access string
+
+// Access levels.
+const (
+	AccessNone    Access = ""
+	AccessPull    Access = "pull"
+	AccessPush    Access = "push"
+	AccessDelete  Access = "delete"
+	AccessCatalog Access = "catalog"
+)
+
+// Route kinds.
+const (
+	routeBase = iota + 1
+	routeCatalog
+	routeTags
+	routeManifest
+	routeBlob
+	routeUploadStart
+	routeUpload
+	routeReferrers
+	routePingV1
+	routeSearchV1
+)
+
+// Route is a parsed request path.
+type Route struct {
+	Kind int
+	// Name is the repository name, when the route has one.
+	Name string
+	// Ref is the tag or digest of a manifest, the digest of a blob or
+	// subject, or the id of an upload session.
+	Ref string
+	// Access is what the method on this route needs.
+	Access Access
+}
+
+// nameRE is the distribution spec's repository name grammar: path
+// components of lowercase alphanumerics joined by separators.
+var nameRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$`)
+
+// tagRE is the spec's tag grammar.
+var tagRE = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+
+// maxNameLength bounds repository names, as Docker's reference grammar does.
+const maxNameLength = 255
+
+// ValidName reports whether name is a valid repository name.
+func ValidName(name string) bool {
+	return len(name) <= maxNameLength && nameRE.MatchString(name)
+}
+
+// ValidTag reports whether tag is a valid tag.
+func ValidTag(tag string) bool { return tagRE.MatchString(tag) }
+
+// ParseRoute matches a request path. Repository names contain slashes, so
+// the path is matched from its end: the last segments name the route kind,
+// everything before them is the repository name. ok is false for paths that
+// are no route at all; a route with an invalid name is returned with ok
+// true and is rejected by the handler with NAME_INVALID.
+func ParseRoute(method, path string) (rt Route, ok bool) {
+	switch path {
+	case "/v2", "/v2/":
+		return Route{Kind: routeBase}, true
+	case "/v2/_catalog":
+		return Route{Kind: routeCatalog, Access: AccessCatalog}, true
+	case "/v1/_ping":
+		return Route{Kind: routePingV1}, true
+	case "/v1/search":
+		return Route{Kind: routeSearchV1, Access: AccessCatalog}, true
+	}
+	rest, found := strings.CutPrefix(path, "/v2/")
+	if !found {
+		return Route{}, false
+	}
+	segs := strings.Split(rest, "/")
+	n := len(segs)
+	name := func(k int) string { return strings.Join(segs[:n-k], "/") }
+	switch {
+	case n >= 3 && segs[n-2] == "tags" && segs[n-1] == "list":
+		rt = Route{Kind: routeTags, Name: name(2)}
+	case n >= 4 && segs[n-3] == "blobs" && segs[n-2] == "uploads":
+		if segs[n-1] == "" {
+			rt = Route{Kind: routeUploadStart, Name: name(3)}
+		} else {
+			rt = Route{Kind: routeUpload, Name: name(3), Ref: segs[n-1]}
+		}
+	case n >= 3 && segs[n-2] == "blobs" && segs[n-1] == "uploads":
+		// POST without the trailing slash, as some clients send it.
+		rt = Route{Kind: routeUploadStart, Name: name(2)}
+	case n >= 3 && segs[n-2] == "blobs":
+		rt = Route{Kind: routeBlob, Name: name(2), Ref: segs[n-1]}
+	case n >= 3 && segs[n-2] == "manifests":
+		rt = Route{Kind: routeManifest, Name: name(2), Ref: segs[n-1]}
+	case n >= 3 && segs[n-2] == "referrers":
+		rt = Route{Kind: routeReferrers, Name: name(2), Ref: segs[n-1]}
+	default:
+		return Route{}, false
+	}
+	switch method {
+	case http.MethodGet, http.MethodHead:
+		rt.Access = AccessPull
+	case http.MethodDelete:
+		rt.Access = AccessDelete
+		if rt.Kind == routeUpload {
+			rt.Access = AccessPush
+		}
+	default:
+		rt.Access = AccessPush
+	}
+	if rt.Kind == routeUpload || rt.Kind == routeUploadStart {
+		rt.Access = AccessPush
+	}
+	return rt, true
+}

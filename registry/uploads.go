@@ -1,0 +1,215 @@
+package registry
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berthhq/berth/metadata"
+	"github.com/berthhq/berth/storage"
+)
+
+func uploadLocation(name, id string) string { return "/v2/" + name + "/blobs/uploads/" + id }
+func blobLocation(name string, d digest.Digest) string {
+	return "/v2/" + name + "/blobs/" + d.String()
+}
+
+// uploadErr maps storage errors of an upload to wire errors.
+func (reg *Registry) uploadErr(err error, rt Route) error {
+	var re *storage.RangeError
+	switch {
+	case errors.As(err, &re):
+		h := http.Header{}
+		h.Set("Location", uploadLocation(rt.Name, rt.Ref))
+		h.Set("Range", rangeHeader(re.Size))
+		h.Set("Docker-Upload-UUID", rt.Ref)
+		return &Error{Code: ErrRangeInvalid, Message: err.Error(), Header: h}
+	case errors.Is(err, storage.ErrUploadUnknown):
+		return &Error{Code: ErrBlobUploadUnknown, Detail: map[string]string{"uuid": rt.Ref}}
+	case errors.Is(err, storage.ErrDigestMismatch):
+		return &Error{Code: ErrDigestInvalid, Message: err.Error()}
+	case errors.Is(err, storage.ErrUnsupportedDigest):
+		return &Error{Code: ErrDigestInvalid, Message: err.Error()}
+	}
+	return err
+}
+
+// rangeHeader is the Range of an upload holding size bytes. The spec writes
+// "0-0" for an empty upload, which clients expect.
+func rangeHeader(size int64) string {
+	if size == 0 {
+		return "0-0"
+	}
+	return "0-" + strconv.FormatInt(size-1, 10)
+}
+
+func writeUploadAccepted(w http.ResponseWriter, name, id string, size int64) {
+	h := w.Header()
+	h.Set("Location", uploadLocation(name, id))
+	h.Set("Range", rangeHeader(size))
+	h.Set("Docker-Upload-UUID", id)
+	setContentLength(w, 0)
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func writeBlobCreated(w http.ResponseWriter, name string, d digest.Digest) {
+	h := w.Header()
+	h.Set("Location", blobLocation(name, d))
+	h.Set("Docker-Content-Digest", d.String())
+	setContentLength(w, 0)
+	w.WriteHeader(http.StatusCreated)
+}
+
+// checkLength rejects a body whose declared length disagrees with its
+// Content-Range.
+func checkLength(r *http.Request, start, end int64) error {
+	if r.ContentLength >= 0 && r.ContentLength != end-start+1 {
+		return errf(ErrSizeInvalid, "Content-Length %d does not match Content-Range %d-%d", r.ContentLength, start, end)
+	}
+	return nil
+}
+
+// chunkStart reads the optional Content-Range of a chunk. It returns -1
+// for a streamed chunk (no Content-Range).
+func chunkStart(r *http.Request) (int64, error) {
+	cr := r.Header.Get("Content-Range")
+	if cr == "" {
+		return -1, nil
+	}
+	start, end, err := parseContentRange(cr)
+	if err != nil {
+		return 0, errf(ErrRangeInvalid, "malformed Content-Range %q", cr)
+	}
+	if err := checkLength(r, start, end); err != nil {
+		return 0, err
+	}
+	return start, nil
+}
+
+func (reg *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt Route) error {
+	ctx := r.Context()
+	q := r.URL.Query()
+	if m := q.Get("mount"); m != "" {
+		d, err := parseDigest(m)
+		if err != nil {
+			return err
+		}
+		from := q.Get("from")
+		var size int64
+		if from != "" {
+			if !ValidName(from) {
+				return &Error{Code: ErrNameInvalid, Message: fmt.Sprintf("invalid repository name %q", from), Detail: map[string]string{"name": from}}
+			}
+			size, err = reg.meta.BlobSize(ctx, from, d)
+		} else {
+			size, err = reg.meta.AnyBlobSize(ctx, d)
+		}
+		if err == nil {
+			if err := reg.meta.PutBlob(ctx, rt.Name, d, size); err != nil {
+				return err
+			}
+			writeBlobCreated(w, rt.Name, d)
+			return nil
+		}
+		if !errors.Is(err, metadata.ErrNotFound) && !errors.Is(err, metadata.ErrRepositoryNotFound) {
+			return err
+		}
+		// Not mountable: open a session as if no mount had been asked for.
+	}
+	if ds := q.Get("digest"); ds != "" {
+		d, err := parseDigest(ds)
+		if err != nil {
+			return err
+		}
+		return reg.putBlob(w, r, rt, d, r.Body)
+	}
+	// A POST opening a session carries no data; drain anything sent.
+	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20))
+	u, err := reg.blobs.StartUpload(ctx, rt.Name)
+	if err != nil {
+		return err
+	}
+	writeUploadAccepted(w, rt.Name, u.ID, 0)
+	return nil
+}
+
+// putBlob stores a whole blob sent in one request and links it.
+func (reg *Registry) putBlob(w http.ResponseWriter, r *http.Request, rt Route, d digest.Digest, body io.Reader) error {
+	size, err := reg.blobs.Put(r.Context(), rt.Name, d, body)
+	if err != nil {
+		return reg.uploadErr(err, rt)
+	}
+	if err := reg.meta.PutBlob(r.Context(), rt.Name, d, size); err != nil {
+		return err
+	}
+	writeBlobCreated(w, rt.Name, d)
+	return nil
+}
+
+func (reg *Registry) uploadStatus(w http.ResponseWriter, r *http.Request, rt Route) error {
+	u, err := reg.blobs.Status(r.Context(), rt.Name, rt.Ref)
+	if err != nil {
+		return reg.uploadErr(err, rt)
+	}
+	h := w.Header()
+	h.Set("Location", uploadLocation(rt.Name, u.ID))
+	h.Set("Range", rangeHeader(u.Size))
+	h.Set("Docker-Upload-UUID", u.ID)
+	setContentLength(w, 0)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (reg *Registry) patchUpload(w http.ResponseWriter, r *http.Request, rt Route) error {
+	start, err := chunkStart(r)
+	if err != nil {
+		return err
+	}
+	size, err := reg.blobs.Append(r.Context(), rt.Name, rt.Ref, start, r.Body)
+	if err != nil {
+		return reg.uploadErr(err, rt)
+	}
+	writeUploadAccepted(w, rt.Name, rt.Ref, size)
+	return nil
+}
+
+func (reg *Registry) finishUpload(w http.ResponseWriter, r *http.Request, rt Route) error {
+	ds := r.URL.Query().Get("digest")
+	if ds == "" {
+		return errf(ErrDigestInvalid, "the digest parameter is required to finish an upload")
+	}
+	d, err := parseDigest(ds)
+	if err != nil {
+		return err
+	}
+	start := int64(-1)
+	var body io.Reader
+	if r.ContentLength != 0 {
+		if start, err = chunkStart(r); err != nil {
+			return err
+		}
+		body = r.Body
+	}
+	size, err := reg.blobs.Finish(r.Context(), rt.Name, rt.Ref, start, body, d)
+	if err != nil {
+		return reg.uploadErr(err, rt)
+	}
+	if err := reg.meta.PutBlob(r.Context(), rt.Name, d, size); err != nil {
+		return err
+	}
+	writeBlobCreated(w, rt.Name, d)
+	return nil
+}
+
+func (reg *Registry) cancelUpload(w http.ResponseWriter, r *http.Request, rt Route) error {
+	if err := reg.blobs.Cancel(r.Context(), rt.Name, rt.Ref); err != nil {
+		return reg.uploadErr(err, rt)
+	}
+	setContentLength(w, 0)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
