@@ -43,6 +43,7 @@ var (
 	ErrTooManyRequests     = Code{"TOOMANYREQUESTS", http.StatusTooManyRequests, "too many requests"}
 	ErrUnknown             = Code{"UNKNOWN", http.StatusInternalServerError, "unknown error"}
 	ErrUnavailable         = Code{"UNAVAILABLE", http.StatusServiceUnavailable, "service unavailable"}
+	ErrBadGateway          = Code{"UNAVAILABLE", http.StatusBadGateway, "the upstream registry answered wrongly"}
 )
 
 // Error is an error destined for a client: a code from the table, an
@@ -75,6 +76,12 @@ type wireError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Detail  any    `json:"detail,omitempty"`
+}
+
+// WriteError sends e in the spec's format, for code outside this package
+// that answers for the registry (an Authorize hook, a token service).
+func WriteError(w http.ResponseWriter, r *http.Request, e *Error) {
+	writeError(w, r, slog.Default(), e)
 }
 
 // writeError sends err in the spec's format. Errors that are not *Error are

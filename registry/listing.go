@@ -17,6 +17,8 @@ const (
 	defaultCatalogPage = 1000
 	// maxPage bounds n, so one request cannot ask for an unbounded answer.
 	maxPage = 10000
+	// maxSearchScan bounds the matches a filtered search reads.
+	maxSearchScan = 10000
 )
 
 // pagination reads n and last. n is -1 when absent.
@@ -93,7 +95,7 @@ func (reg *Registry) catalog(w http.ResponseWriter, r *http.Request, _ Route) er
 	if n < 0 {
 		n = defaultCatalogPage
 	}
-	repos, err := reg.meta.Repositories(r.Context(), last, n+1)
+	repos, err := reg.repositories(r, last, n+1)
 	if err != nil {
 		return err
 	}
@@ -109,6 +111,37 @@ func (reg *Registry) catalog(w http.ResponseWriter, r *http.Request, _ Route) er
 	return writeJSON(w, r, "application/json", struct {
 		Repositories []string `json:"repositories"`
 	}{repos})
+}
+
+// catalogBatch is how many names a filtered catalog reads from metadata at
+// a time.
+const catalogBatch = 500
+
+// repositories lists up to n repositories after last that the caller may
+// pull. Without a MayPull hook that is every repository; with one, names
+// are read in batches until n visible ones are found or none are left, so
+// pagination stays exact whatever the caller may see.
+func (reg *Registry) repositories(r *http.Request, last string, n int) ([]string, error) {
+	if reg.opts.MayPull == nil {
+		return reg.meta.Repositories(r.Context(), last, n)
+	}
+	var out []string
+	for len(out) < n {
+		batch, err := reg.meta.Repositories(r.Context(), last, catalogBatch)
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range batch {
+			if len(out) < n && reg.opts.MayPull(r, name) {
+				out = append(out, name)
+			}
+		}
+		if len(batch) < catalogBatch {
+			break
+		}
+		last = batch[len(batch)-1]
+	}
+	return out, nil
 }
 
 func (reg *Registry) referrers(w http.ResponseWriter, r *http.Request, rt Route) error {
@@ -162,9 +195,24 @@ func (reg *Registry) searchV1(w http.ResponseWriter, r *http.Request, _ Route) e
 		}
 		n = min(v, 100)
 	}
-	names, err := reg.meta.SearchRepositories(r.Context(), term, n)
+	ask := n
+	if reg.opts.MayPull != nil {
+		// Matches the caller may not see are dropped below; read enough
+		// that they rarely crowd out visible ones.
+		ask = maxSearchScan
+	}
+	names, err := reg.meta.SearchRepositories(r.Context(), term, ask)
 	if err != nil {
 		return err
+	}
+	if reg.opts.MayPull != nil {
+		visible := names[:0]
+		for _, name := range names {
+			if len(visible) < n && reg.opts.MayPull(r, name) {
+				visible = append(visible, name)
+			}
+		}
+		names = visible
 	}
 	results := make([]searchResult, 0, len(names))
 	for _, name := range names {

@@ -181,6 +181,16 @@ func parseManifest(contentType string, body []byte) (*metadata.Manifest, *manife
 	return m, &doc, nil
 }
 
+// ParseManifest validates a manifest body as a push would (media type from
+// the body or contentType, schema version, descriptors) and returns what
+// metadata keeps of it, without its digest and without checking that the
+// blobs it references are stored. It is for code that stores manifests it
+// fetched elsewhere (connectors).
+func ParseManifest(contentType string, body []byte) (*metadata.Manifest, error) {
+	m, _, err := parseManifest(contentType, body)
+	return m, err
+}
+
 // checkReferences makes sure the blobs an image needs are in the repository.
 func (reg *Registry) checkReferences(r *http.Request, name string, doc *manifestDoc, mt string) error {
 	if !isImage(mt) {

@@ -3,6 +3,7 @@
 package registry
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +33,11 @@ type Options struct {
 	// Authorize, when set, is called for every routed request before its
 	// handler; it writes the response and returns false to refuse it.
 	Authorize func(w http.ResponseWriter, r *http.Request, rt Route) bool
+	// MayPull, when set, reports whether the caller of r may pull from the
+	// repository name. The catalog and search list only such repositories,
+	// and a cross-repository mount links blobs only from them (otherwise
+	// it opens an upload session, as for an unknown blob).
+	MayPull func(r *http.Request, name string) bool
 }
 
 // Registry is the HTTP handler of the registry API.
@@ -52,6 +58,16 @@ func New(blobs *storage.Store, meta metadata.Store, opts Options) *Registry {
 		opts.Logger = slog.Default()
 	}
 	return &Registry{blobs: blobs, meta: meta, opts: opts, log: opts.Logger}
+}
+
+type authorizedKey struct{}
+
+// Authorized returns a context whose requests the registry serves without
+// calling the Authorize hook. It is for a handler in front of the registry
+// (a connector) that has authorized a request under the name the client
+// used and forwards it under another name, which the hook must not judge.
+func Authorized(ctx context.Context) context.Context {
+	return context.WithValue(ctx, authorizedKey{}, true)
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, rt Route) error
@@ -127,11 +143,11 @@ func (reg *Registry) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, reg.log, errf(ErrUnsupported, "%s is not allowed here; allowed: %s", r.Method, allowed))
 		return
 	}
-	if rt.Name != "" && !ValidName(rt.Name) {
+	if rt.named() && !ValidName(rt.Name) {
 		writeError(w, r, reg.log, &Error{Code: ErrNameInvalid, Message: fmt.Sprintf("invalid repository name %q", rt.Name), Detail: map[string]string{"name": rt.Name}})
 		return
 	}
-	if reg.opts.Authorize != nil && !reg.opts.Authorize(w, r, rt) {
+	if reg.opts.Authorize != nil && r.Context().Value(authorizedKey{}) == nil && !reg.opts.Authorize(w, r, rt) {
 		return
 	}
 	if err := h(w, r, rt); err != nil {

@@ -33,6 +33,21 @@ const (
 	routeSearchV1
 )
 
+// Route kinds under exported names, for handlers in front of the registry
+// (connectors) that route by them.
+const (
+	KindBase        = routeBase
+	KindCatalog     = routeCatalog
+	KindTags        = routeTags
+	KindManifest    = routeManifest
+	KindBlob        = routeBlob
+	KindUploadStart = routeUploadStart
+	KindUpload      = routeUpload
+	KindReferrers   = routeReferrers
+	KindPingV1      = routePingV1
+	KindSearchV1    = routeSearchV1
+)
+
 // Route is a parsed request path.
 type Route struct {
 	Kind int
@@ -122,4 +137,14 @@ func ParseRoute(method, path string) (rt Route, ok bool) {
 		rt.Access = AccessPush
 	}
 	return rt, true
+}
+
+// named reports whether the route addresses a repository, so that its
+// name must be valid (an empty name included).
+func (rt Route) named() bool {
+	switch rt.Kind {
+	case routeTags, routeManifest, routeBlob, routeUploadStart, routeUpload, routeReferrers:
+		return true
+	}
+	return false
 }

@@ -34,6 +34,8 @@ func (reg *Registry) uploadErr(err error, rt Route) error {
 		return &Error{Code: ErrDigestInvalid, Message: err.Error()}
 	case errors.Is(err, storage.ErrUnsupportedDigest):
 		return &Error{Code: ErrDigestInvalid, Message: err.Error()}
+	case errors.Is(err, storage.ErrSourceBroken):
+		return &Error{Code: ErrBlobUploadInvalid, Message: "the request body ended before its declared length; the bytes received are kept, resume from the upload's Range"}
 	}
 	return err
 }
@@ -104,9 +106,13 @@ func (reg *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt Rout
 			if !ValidName(from) {
 				return &Error{Code: ErrNameInvalid, Message: fmt.Sprintf("invalid repository name %q", from), Detail: map[string]string{"name": from}}
 			}
-			size, err = reg.meta.BlobSize(ctx, from, d)
+			if reg.opts.MayPull != nil && !reg.opts.MayPull(r, from) {
+				err = metadata.ErrNotFound
+			} else {
+				size, err = reg.meta.BlobSize(ctx, from, d)
+			}
 		} else {
-			size, err = reg.meta.AnyBlobSize(ctx, d)
+			size, err = reg.anyBlobSize(r, d)
 		}
 		if err == nil {
 			if err := reg.meta.PutBlob(ctx, rt.Name, d, size); err != nil {
@@ -135,6 +141,37 @@ func (reg *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt Rout
 	}
 	writeUploadAccepted(w, rt.Name, u.ID, 0)
 	return nil
+}
+
+// anyBlobSize finds blob d for a mount without "from": in any repository,
+// or, with a MayPull hook, in a repository the caller may pull, so that
+// knowing a digest is never enough to read a blob.
+func (reg *Registry) anyBlobSize(r *http.Request, d digest.Digest) (int64, error) {
+	ctx := r.Context()
+	size, err := reg.meta.AnyBlobSize(ctx, d)
+	if err != nil || reg.opts.MayPull == nil {
+		return size, err
+	}
+	last := ""
+	for {
+		batch, err := reg.meta.Repositories(ctx, last, catalogBatch)
+		if err != nil {
+			return 0, err
+		}
+		for _, name := range batch {
+			if !reg.opts.MayPull(r, name) {
+				continue
+			}
+			size, err := reg.meta.BlobSize(ctx, name, d)
+			if err == nil || (!errors.Is(err, metadata.ErrNotFound) && !errors.Is(err, metadata.ErrRepositoryNotFound)) {
+				return size, err
+			}
+		}
+		if len(batch) < catalogBatch {
+			return 0, metadata.ErrNotFound
+		}
+		last = batch[len(batch)-1]
+	}
 }
 
 // putBlob stores a whole blob sent in one request and links it.

@@ -34,6 +34,10 @@ var (
 	ErrUploadUnknown = errors.New("upload unknown")
 	// ErrDigestMismatch: the uploaded bytes do not have the claimed digest.
 	ErrDigestMismatch = errors.New("digest mismatch")
+	// ErrSourceBroken: the reader the content came from failed before its
+	// end (for example a client that went away mid-upload). What was read
+	// before the failure is kept in the upload session.
+	ErrSourceBroken = errors.New("content source broken off")
 	// ErrUnsupportedDigest: the digest's algorithm is not sha256 or sha512.
 	ErrUnsupportedDigest = errors.New("unsupported digest algorithm")
 )

@@ -214,8 +214,21 @@ func (ss *session) write(body io.Reader) error {
 	}
 	buf := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(buf)
-	_, err := io.CopyBuffer(io.MultiWriter(ss.w, ss.h), body, *buf)
+	_, err := io.CopyBuffer(io.MultiWriter(ss.w, ss.h), sourceReader{body}, *buf)
 	return err
+}
+
+// sourceReader marks errors of the reader the data comes from, so callers
+// can tell a broken request body (the client's fault) from a failing
+// backend.
+type sourceReader struct{ r io.Reader }
+
+func (s sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("%w: %w", ErrSourceBroken, err)
+	}
+	return n, err
 }
 
 // save closes the writer, keeping the data, and records the hash state.

@@ -1,0 +1,300 @@
+package registry
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berthhq/berth/storage"
+)
+
+// repoRoute reports whether routes of kind k name a repository.
+func repoRoute(k int) bool {
+	switch k {
+	case routeTags, routeManifest, routeBlob, routeUploadStart, routeUpload, routeReferrers:
+		return true
+	}
+	return false
+}
+
+func FuzzParseRoute(f *testing.F) {
+	d := digest.FromString("x").String()
+	for _, p := range []string{
+		"/v2/", "/v2", "/v2/_catalog", "/v1/_ping", "/v1/search", "/", "", "v2/", "/v2//",
+		"/v2/library/ubuntu/tags/list", "/v2/a/b/c/manifests/latest", "/v2/a/manifests/" + d,
+		"/v2/a/blobs/" + d, "/v2/a/blobs/uploads/", "/v2/a/blobs/uploads", "/v2/a/blobs/uploads/0b6a1f1e-3c5d-4f7e-8a9b-0c1d2e3f4a5b",
+		"/v2/a/referrers/" + d, "/v2/Upper/tags/list", "/v2/a/../b/tags/list", "/v2/a//b/manifests/x", "/v2/a/tags/list/",
+		"/v2/x/blobs/blobs/uploads/", "/v2/x/blobs/uploads/blobs/" + d, "/v2/tags/list/tags/list", "/v2/a/manifests/",
+		"/v2/" + strings.Repeat("a/", 200) + "tags/list", "/v2/a/blobs", "/v2/a\x00b/tags/list", "/v2/é/tags/list",
+	} {
+		for _, m := range []string{"GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS"} {
+			f.Add(m, p)
+		}
+	}
+	e := newEnv(f, Options{})
+	f.Fuzz(func(t *testing.T, method, path string) {
+		rt, ok := ParseRoute(method, path)
+		if !ok {
+			if rt != (Route{}) {
+				t.Fatalf("rejected route is not zero: %+v", rt)
+			}
+			return
+		}
+		if rt.Kind < routeBase || rt.Kind > routeSearchV1 {
+			t.Fatalf("unknown kind %d", rt.Kind)
+		}
+		if !repoRoute(rt.Kind) {
+			if rt.Name != "" || rt.Ref != "" {
+				t.Fatalf("route %+v of %q has a name or ref", rt, path)
+			}
+			return
+		}
+		if rt.Access == AccessNone {
+			t.Fatalf("repository route %+v has no access level", rt)
+		}
+		if rt.Kind == routeUpload || rt.Kind == routeUploadStart {
+			if rt.Access != AccessPush {
+				t.Fatalf("upload route %+v does not need push", rt)
+			}
+		}
+		if !strings.HasPrefix(path, "/v2/"+rt.Name+"/") {
+			t.Fatalf("name %q is not the start of %q", rt.Name, path)
+		}
+		if rt.Ref != "" && !strings.HasSuffix(path, "/"+rt.Ref) {
+			t.Fatalf("ref %q is not the end of %q", rt.Ref, path)
+		}
+		if strings.Contains(rt.Ref, "/") {
+			t.Fatalf("ref %q contains a slash", rt.Ref)
+		}
+
+		// The name either validates or the request is refused with
+		// NAME_INVALID.
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Method = method
+		r.URL = &url.URL{Path: path}
+		rec := httptest.NewRecorder()
+		e.reg.ServeHTTP(rec, r)
+		res := &response{Status: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
+		if res.Status >= 500 {
+			t.Fatalf("%s %q: status %d: %s", method, path, res.Status, short(res.Body))
+		}
+		if res.Status == http.StatusMethodNotAllowed {
+			return
+		}
+		invalid := res.Status == http.StatusBadRequest && method != "HEAD" && errorCode(t, res) == "NAME_INVALID"
+		if ValidName(rt.Name) && invalid {
+			t.Fatalf("%s %q: valid name %q refused as NAME_INVALID", method, path, rt.Name)
+		}
+		if !ValidName(rt.Name) {
+			if res.Status != http.StatusBadRequest || (method != "HEAD" && !invalid) {
+				t.Fatalf("%s %q: invalid name %q answered %d %s", method, path, rt.Name, res.Status, short(res.Body))
+			}
+		}
+	})
+}
+
+func FuzzParseByteRange(f *testing.F) {
+	for _, h := range []string{
+		"bytes=0-9", "bytes=5-", "bytes=-3", "bytes=-0", "bytes=0-0", "bytes=9-5", "bytes=0-1,3-4", "bytes=",
+		"bytes=-", "bytes=abc", "items=0-1", "bytes= 1 - 2 ", "bytes=+1-2", "bytes=1-+2", "bytes=-+1", "bytes=--1",
+		"bytes=99999999999999999999-", "bytes=9223372036854775807-", "bytes=-9223372036854775807", "bytes=0-9223372036854775807",
+		"", "bytes=1-2-3", "bytes=\t1-2",
+	} {
+		for _, size := range []int64{0, 1, 10, 1 << 40, 9223372036854775807} {
+			f.Add(h, size)
+		}
+	}
+	f.Fuzz(func(t *testing.T, h string, size int64) {
+		if size < 0 {
+			return
+		}
+		first, last, multi, ok, err := parseByteRange(h, size)
+		switch {
+		case err != nil:
+			if ok || multi {
+				t.Fatalf("%q: error %v with ok=%v multi=%v", h, err, ok, multi)
+			}
+		case multi:
+			if ok {
+				t.Fatalf("%q: multi and ok", h)
+			}
+		case ok:
+			if first < 0 || first > last || last >= size {
+				t.Fatalf("%q size %d: range %d-%d out of bounds", h, size, first, last)
+			}
+		}
+		if ok && !strings.HasPrefix(h, "bytes=") {
+			t.Fatalf("%q accepted without the bytes= unit", h)
+		}
+	})
+}
+
+func FuzzParseContentRange(f *testing.F) {
+	for _, h := range []string{
+		"0-0", "0-9", "10-19", "bytes 0-9/10", "bytes 0-9/*", "bytes=0-9", "5-3", "-1-2", "1--2", "+1-2", "1-+2",
+		"", "-", "abc", "9223372036854775807-9223372036854775807", "99999999999999999999-1", " 1-2 ", "1-2/3/4",
+	} {
+		f.Add(h)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		start, end, err := parseContentRange(h)
+		if err != nil {
+			if start != 0 || end != 0 {
+				t.Fatalf("%q: error with %d-%d", h, start, end)
+			}
+			return
+		}
+		if start < 0 || start > end {
+			t.Fatalf("%q: accepted %d-%d", h, start, end)
+		}
+		s2, e2, err := parseContentRange(strconv.FormatInt(start, 10) + "-" + strconv.FormatInt(end, 10))
+		if err != nil || s2 != start || e2 != end {
+			t.Fatalf("%q: %d-%d does not round-trip: %d-%d %v", h, start, end, s2, e2, err)
+		}
+	})
+}
+
+// manifestSeeds are manifest bodies for the fuzzers' corpora.
+func manifestSeeds(cfg []byte) [][]byte {
+	cfgD := digest.FromBytes(cfg)
+	d := digest.FromString("seed")
+	sub := `{"mediaType":"` + MediaTypeOCIManifest + `","digest":"` + d.String() + `","size":3}`
+	config := `{"mediaType":"` + mtOCIConfig + `","digest":"` + cfgD.String() + `","size":` + strconv.Itoa(len(cfg)) + `}`
+	layer := `{"mediaType":"` + mtOCILayer + `","digest":"` + d.String() + `","size":4,"urls":["https://example.com/l"]}`
+	return [][]byte{
+		[]byte(`{"schemaVersion":2,"mediaType":"` + MediaTypeOCIManifest + `","config":` + config + `,"layers":[` + layer + `]}`),
+		[]byte(`{"schemaVersion":2,"mediaType":"` + MediaTypeOCIManifest + `","artifactType":"application/x","config":` + config + `,"layers":[],"subject":` + sub + `}`),
+		[]byte(`{"schemaVersion":2,"config":` + config + `}`),
+		[]byte(`{"schemaVersion":2,"mediaType":"` + MediaTypeDockerManifest + `","config":` + config + `,"layers":[` + layer + `]}`),
+		[]byte(`{"schemaVersion":2,"mediaType":"` + MediaTypeOCIIndex + `","manifests":[` + sub + `],"subject":` + sub + `}`),
+		[]byte(`{"schemaVersion":2,"manifests":[]}`),
+		[]byte(`{"schemaVersion":2,"mediaType":"` + MediaTypeDockerList + `","manifests":[` + sub + `]}`),
+		[]byte(`{"schemaVersion":2,"mediaType":"` + MediaTypeDockerList + `","config":` + config + `,"manifests":[]}`),
+		[]byte(`{"schemaVersion":1,"mediaType":"` + mediaTypeDockerSchema1 + `"}`),
+		[]byte(`{"schemaVersion":2,"mediaType":"` + MediaTypeOCIManifest + `","config":{"mediaType":"a/b","digest":"sha256:xyz","size":1}}`),
+		[]byte(`{"schemaVersion":2,"mediaType":"` + MediaTypeOCIManifest + `","config":{"mediaType":"a/b","digest":"` + d.String() + `","size":-1}}`),
+		[]byte(`{"schemaVersion":2,"mediaType":"` + MediaTypeOCIManifest + `","config":` + config + `}{}`),
+		[]byte(`{"schemaVersion":2.5}`),
+		[]byte(`{"schemaVersion":2,"mediaType":"` + MediaTypeOCIIndex + `","manifests":null,"config":null}`),
+		[]byte(`{"schemaVersion":2,"mediaType":"` + MediaTypeOCIIndex + `","manifests":[{"mediaType":"` + MediaTypeOCIManifest + `","digest":"sha512:` + strings.Repeat("0", 128) + `","size":1}]}`),
+		[]byte(`{"schemaVersion":99999999999999999999999}`),
+		[]byte(`{"layers":[{"digest":{}}]}`),
+		[]byte(`null`), []byte(`[]`), []byte(`{}`), []byte(``), []byte(`"x"`), []byte("\xff\xfe"),
+	}
+}
+
+var knownMediaTypes = map[string]bool{
+	MediaTypeOCIManifest: true, MediaTypeOCIIndex: true, MediaTypeDockerManifest: true, MediaTypeDockerList: true,
+}
+
+func FuzzParseManifest(f *testing.F) {
+	for _, b := range manifestSeeds([]byte("{}")) {
+		for _, ct := range []string{"", MediaTypeOCIManifest, MediaTypeOCIIndex, MediaTypeDockerManifest, MediaTypeDockerList,
+			"application/json", "application/octet-stream", MediaTypeOCIManifest + "; charset=utf-8", "text/plain", ";;;"} {
+			f.Add(ct, b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, ct string, body []byte) {
+		m, doc, err := parseManifest(ct, body)
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) || e.Code.Status != http.StatusBadRequest || !tableCodes[e.Code.Name] {
+				t.Fatalf("rejection %v is not a 400 from the error table", err)
+			}
+			if m != nil || doc != nil {
+				t.Fatal("rejection returns a manifest")
+			}
+			return
+		}
+		if !knownMediaTypes[m.MediaType] {
+			t.Fatalf("accepted media type %q", m.MediaType)
+		}
+		if !bytes.Equal(m.Content, body) || m.Size != int64(len(body)) {
+			t.Fatal("content or size differ from the body")
+		}
+		if doc.SchemaVersion == nil || *doc.SchemaVersion != 2 {
+			t.Fatal("accepted a schemaVersion other than 2")
+		}
+		if pt := plainType(ct); pt != "" && pt != m.MediaType {
+			t.Fatalf("Content-Type %q accepted for media type %q", ct, m.MediaType)
+		}
+		if doc.MediaType != "" && doc.MediaType != m.MediaType {
+			t.Fatalf("mediaType field %q but media type %q", doc.MediaType, m.MediaType)
+		}
+		valid := func(what string, d digest.Digest) {
+			if err := storage.ValidateDigest(d); err != nil {
+				t.Fatalf("%s digest %q accepted: %v", what, d, err)
+			}
+		}
+		for _, d := range m.Blobs {
+			valid("blob", d)
+		}
+		for _, d := range m.Manifests {
+			valid("manifest", d)
+		}
+		if m.Subject != "" {
+			valid("subject", m.Subject)
+		}
+		if isImage(m.MediaType) {
+			if doc.Config == nil || len(m.Blobs) != 1+len(doc.Layers) || len(m.Manifests) != 0 {
+				t.Fatalf("image accepted with config %v, %d blobs for %d layers, %d manifests", doc.Config, len(m.Blobs), len(doc.Layers), len(m.Manifests))
+			}
+		} else if len(m.Blobs) != 0 || len(m.Manifests) != len(doc.Manifests) {
+			t.Fatalf("index accepted with %d blobs, %d of %d manifests", len(m.Blobs), len(m.Manifests), len(doc.Manifests))
+		}
+		if (doc.Subject != nil) != (m.Subject != "") {
+			t.Fatal("subject lost")
+		}
+	})
+}
+
+func FuzzPutManifest(f *testing.F) {
+	e := newEnv(f, Options{MaxManifestSize: 64 << 10})
+	cfg := []byte("{}")
+	e.pushBlob("fuzz", cfg)
+	for _, b := range manifestSeeds(cfg) {
+		for _, ct := range []string{"", MediaTypeOCIManifest, MediaTypeDockerList, "text/plain"} {
+			f.Add(ct, b, false)
+			f.Add(ct, b, true)
+		}
+	}
+	f.Fuzz(func(t *testing.T, ct string, body []byte, byDigest bool) {
+		ref := "t"
+		if byDigest {
+			ref = digest.FromBytes(body).String()
+		}
+		r := httptest.NewRequest("PUT", "/v2/fuzz/manifests/"+ref, bytes.NewReader(body))
+		r.Header["Content-Type"] = []string{ct}
+		rec := httptest.NewRecorder()
+		e.reg.ServeHTTP(rec, r)
+		res := &response{Status: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
+		switch {
+		case res.Status >= 500:
+			t.Fatalf("PUT %q (Content-Type %q): status %d: %s", short(body), ct, res.Status, short(res.Body))
+		case res.Status == http.StatusCreated:
+			d := digest.FromBytes(body)
+			if got := res.Header.Get("Docker-Content-Digest"); got != d.String() {
+				t.Fatalf("Docker-Content-Digest %q, want %s", got, d)
+			}
+			g := e.with(t).get("/v2/fuzz/manifests/" + d.String())
+			if g.Status != http.StatusOK || !bytes.Equal(g.Body, body) {
+				t.Fatalf("accepted manifest reads back as %d %q", g.Status, short(g.Body))
+			}
+			if !knownMediaTypes[g.Header.Get("Content-Type")] {
+				t.Fatalf("stored with Content-Type %q", g.Header.Get("Content-Type"))
+			}
+		default:
+			if res.Status < 400 {
+				t.Fatalf("status %d", res.Status)
+			}
+			errorCode(t, res)
+		}
+	})
+}
