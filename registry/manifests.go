@@ -140,6 +140,11 @@ func parseManifest(contentType string, body []byte) (*metadata.Manifest, *manife
 	if doc.SchemaVersion == nil || *doc.SchemaVersion != 2 {
 		return nil, nil, errf(ErrManifestInvalid, "schemaVersion must be 2")
 	}
+	if doc.ArtifactType != "" {
+		if _, _, err := mime.ParseMediaType(doc.ArtifactType); err != nil {
+			return nil, nil, errf(ErrManifestInvalid, "artifactType %q is not a valid media type", doc.ArtifactType)
+		}
+	}
 	m := &metadata.Manifest{MediaType: mt, ArtifactType: doc.ArtifactType, Annotations: doc.Annotations, Size: int64(len(body)), Content: body}
 	if isImage(mt) {
 		if doc.Manifests != nil {
