@@ -48,7 +48,7 @@ install_deps() {
     soft_fail "$shared not found beside the repository"
     return 0
   fi
-  local debs=(skopeo docker.io)
+  local debs=(skopeo docker.io postgresql)
   # The race detector needs cgo, hence a C toolchain.
   command -v gcc >/dev/null || debs+=(gcc libc6-dev)
   as_root bash "$shared/install-debs.sh" "${debs[@]}" || soft_fail "could not install ${debs[*]}"
