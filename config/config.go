@@ -34,6 +34,8 @@ type Config struct {
 	Manifests Manifests `yaml:"manifests"`
 	Uploads   Uploads   `yaml:"uploads"`
 	Log       Log       `yaml:"log"`
+	Auth      Auth      `yaml:"auth"`
+	TLS       TLS       `yaml:"tls"`
 }
 
 // Storage selects the blob storage driver.
@@ -75,6 +77,110 @@ type Log struct {
 	Format string `yaml:"format"`
 }
 
+// Authentication modes.
+const (
+	AuthNone  = "none"
+	AuthBasic = "basic"
+	AuthToken = "token"
+)
+
+// Auth configures authentication and access control. File paths in this
+// section and in TLS, when relative and read from a config file, are
+// relative to that file's directory.
+type Auth struct {
+	// Mode is none (default; only on loopback addresses unless serve gets
+	// --insecure-open), basic or token.
+	Mode string `yaml:"mode"`
+	// Realm is the realm of Basic challenges.
+	Realm string `yaml:"realm"`
+	// Htpasswd is the file of users and bcrypt hashes; default
+	// DATA/htpasswd.
+	Htpasswd string `yaml:"htpasswd"`
+	// TrustForwardedProto makes the token realm follow X-Forwarded-Proto,
+	// for berth behind a TLS-terminating proxy.
+	TrustForwardedProto bool `yaml:"trustForwardedProto"`
+	// Token configures token mode.
+	Token Token `yaml:"token"`
+	// Groups maps group names to their members.
+	Groups map[string][]string `yaml:"groups"`
+	// Rules are the ordered access rules.
+	Rules []Rule `yaml:"rules"`
+	// LoginLimit slows down failed logins.
+	LoginLimit LoginLimit `yaml:"loginLimit"`
+}
+
+// Token configures token mode: berth's own token service, or, when JWKS
+// or RootCerts is set, an external issuer whose tokens berth only verifies.
+type Token struct {
+	// Realm is where clients get tokens: a path on this server (default
+	// /token) or an absolute URL (required for an external issuer).
+	Realm string `yaml:"realm"`
+	// Service is the service name in challenges and the tokens' audience.
+	Service string `yaml:"service"`
+	// Issuer is the iss claim: berth's own (default "berth"), or the one
+	// an external issuer's tokens must carry.
+	Issuer string `yaml:"issuer"`
+	// TTLSeconds is the life of issued access tokens.
+	TTLSeconds int `yaml:"ttlSeconds"`
+	// RefreshHours is the life of issued refresh tokens.
+	RefreshHours int `yaml:"refreshHours"`
+	// Key is the PEM signing key; default DATA/token-key.pem, generated on
+	// first start.
+	Key string `yaml:"key"`
+	// Algorithm is the algorithm of a generated key: ES256 or EdDSA.
+	Algorithm string `yaml:"algorithm"`
+	// JWKS is an external issuer's key set: a file or an http(s) URL.
+	JWKS string `yaml:"jwks"`
+	// RootCerts is a PEM bundle: an external issuer's tokens may be signed
+	// by a certificate (x5c header) chaining to one of these roots.
+	RootCerts string `yaml:"rootCerts"`
+	// Algorithms is the external issuer's algorithm allow-list.
+	Algorithms []string `yaml:"algorithms"`
+	// LeewaySeconds is the clock skew tolerated on exp, nbf and iat.
+	LeewaySeconds int `yaml:"leewaySeconds"`
+}
+
+// External reports whether tokens come from an external issuer.
+func (t Token) External() bool { return t.JWKS != "" || t.RootCerts != "" }
+
+// Rule is one access rule. The first rule matching the caller, the
+// resource and the action decides.
+type Rule struct {
+	// Repositories are globs: '*' within a path component, '**' across.
+	Repositories []string `yaml:"repositories"`
+	// Catalog makes the rule grant (or deny) the catalog and search.
+	Catalog bool `yaml:"catalog"`
+	// Users are user names, "anonymous" (everyone) or "*" (signed-in users).
+	Users []string `yaml:"users"`
+	// Groups are names from Auth.Groups.
+	Groups []string `yaml:"groups"`
+	// Actions are pull, push, delete or "*".
+	Actions []string `yaml:"actions"`
+	// Deny makes the rule refuse instead of allow.
+	Deny bool `yaml:"deny"`
+}
+
+// LoginLimit is the failed-login budget per client address and per user.
+type LoginLimit struct {
+	// Burst failures are allowed before logins are refused.
+	Burst int `yaml:"burst"`
+	// PerMinute failures are forgiven each minute.
+	PerMinute int `yaml:"perMinute"`
+}
+
+// TLS configures HTTPS.
+type TLS struct {
+	// Cert and Key are PEM files; both set turns HTTPS on. They are
+	// reloaded when they change.
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	// ClientCA is a PEM bundle of CAs for client certificates; a verified
+	// certificate authenticates the user named by its common name.
+	ClientCA string `yaml:"clientCA"`
+	// ClientAuth is optional (default) or require.
+	ClientAuth string `yaml:"clientAuth"`
+}
+
 // Default returns the zero-configuration defaults.
 func Default() Config {
 	return Config{
@@ -85,6 +191,19 @@ func Default() Config {
 		Manifests: Manifests{MaxSize: 4 << 20},
 		Uploads:   Uploads{MaxAgeHours: 168},
 		Log:       Log{Level: "info", Format: "text"},
+		Auth: Auth{
+			Mode:  AuthNone,
+			Realm: "berth",
+			Token: Token{
+				Realm:         "/token",
+				Service:       "berth",
+				TTLSeconds:    300,
+				RefreshHours:  720,
+				Algorithm:     "ES256",
+				LeewaySeconds: 60,
+			},
+			LoginLimit: LoginLimit{Burst: 10, PerMinute: 10},
+		},
 	}
 }
 
@@ -99,7 +218,28 @@ func (c *Config) LoadFile(path string) error {
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err == nil {
+		if err := checkIntegers(&doc, reflect.TypeOf(c), ""); err != nil {
+			return fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	c.resolveFiles(filepath.Dir(path))
 	return nil
+}
+
+// resolveFiles makes the relative file paths of the auth and tls sections
+// relative to dir, the directory of the config file that named them, so a
+// config file and the files beside it work from any working directory.
+func (c *Config) resolveFiles(dir string) {
+	for _, p := range []*string{&c.Auth.Htpasswd, &c.Auth.Token.Key, &c.Auth.Token.RootCerts, &c.TLS.Cert, &c.TLS.Key, &c.TLS.ClientCA} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	if j := c.Auth.Token.JWKS; j != "" && !filepath.IsAbs(j) && !strings.Contains(j, "://") {
+		c.Auth.Token.JWKS = filepath.Join(dir, j)
+	}
 }
 
 // EnvPrefix starts every environment variable berth reads.
@@ -181,6 +321,17 @@ func setField(f reflect.Value, s string) error {
 			return fmt.Errorf("%q is not an integer", s)
 		}
 		f.SetInt(n)
+	case reflect.Slice:
+		if f.Type().Elem().Kind() != reflect.String {
+			return fmt.Errorf("cannot be set from the environment")
+		}
+		var list []string
+		for _, item := range strings.Split(s, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				list = append(list, item)
+			}
+		}
+		f.Set(reflect.ValueOf(list))
 	default:
 		return fmt.Errorf("cannot be set from the environment")
 	}
@@ -235,5 +386,136 @@ func (c *Config) Validate() error {
 	default:
 		bad("log.format %q: want text or json", c.Log.Format)
 	}
+	c.validateAuth(bad)
+	c.validateTLS(bad)
 	return errors.Join(errs...)
+}
+
+func (c *Config) validateAuth(bad func(string, ...any)) {
+	a := &c.Auth
+	switch a.Mode {
+	case AuthNone:
+		if len(a.Rules) > 0 {
+			bad("auth.rules are set but auth.mode is none: choose basic or token for them to apply")
+		}
+		return
+	case AuthBasic, AuthToken:
+	default:
+		bad("auth.mode %q: want none, basic or token", a.Mode)
+		return
+	}
+	if a.Htpasswd == "" && !(a.Mode == AuthToken && a.Token.External()) {
+		a.Htpasswd = filepath.Join(c.Data, "htpasswd")
+	}
+	if a.Realm == "" || strings.ContainsAny(a.Realm, "\"\\\r\n") {
+		bad("auth.realm %q: want a name without quotes or backslashes", a.Realm)
+	}
+	if a.LoginLimit.Burst < 0 || a.LoginLimit.PerMinute < 0 {
+		bad("auth.loginLimit: burst and perMinute must not be negative (0 turns the limit off)")
+	}
+	for i, r := range a.Rules {
+		if len(r.Repositories) == 0 && !r.Catalog {
+			bad("auth.rules[%d]: set repositories, catalog: true, or both", i)
+		}
+		if len(r.Users) == 0 && len(r.Groups) == 0 {
+			bad("auth.rules[%d]: set users or groups (\"anonymous\" means everyone)", i)
+		}
+		for _, g := range r.Groups {
+			if _, ok := a.Groups[g]; !ok {
+				bad("auth.rules[%d]: group %q is not defined under auth.groups", i, g)
+			}
+		}
+		for _, act := range r.Actions {
+			switch act {
+			case "pull", "push", "delete", "*":
+			default:
+				bad("auth.rules[%d]: action %q: want pull, push, delete or *", i, act)
+			}
+		}
+		if len(r.Repositories) > 0 && len(r.Actions) == 0 {
+			bad("auth.rules[%d]: repositories without actions", i)
+		}
+	}
+	if len(a.Rules) == 0 {
+		bad("auth.rules: with auth.mode %s, at least one rule is needed, or nobody may do anything", a.Mode)
+	}
+	if a.Mode != AuthToken {
+		return
+	}
+	t := &a.Token
+	if t.Service == "" || strings.ContainsAny(t.Service, "\"\\") {
+		bad("auth.token.service %q: want a name without quotes or backslashes", t.Service)
+	}
+	if t.LeewaySeconds < 0 || t.LeewaySeconds > 600 {
+		bad("auth.token.leewaySeconds %d: want 0 to 600", t.LeewaySeconds)
+	}
+	absRealm := strings.HasPrefix(t.Realm, "https://") || strings.HasPrefix(t.Realm, "http://")
+	if t.External() {
+		if !absRealm {
+			bad("auth.token.realm %q: with an external issuer, the realm must be the issuer's absolute http(s) URL", t.Realm)
+		}
+		if t.Issuer == "" {
+			bad("auth.token.issuer: name the iss claim the external issuer's tokens carry")
+		}
+		for _, alg := range t.Algorithms {
+			if strings.HasPrefix(alg, "HS") || strings.EqualFold(alg, "none") {
+				bad("auth.token.algorithms: %q is refused (only asymmetric algorithms can be verified safely)", alg)
+			}
+		}
+		return
+	}
+	if !absRealm && !strings.HasPrefix(t.Realm, "/") {
+		bad("auth.token.realm %q: want a path such as /token or an absolute http(s) URL", t.Realm)
+	}
+	if absRealm && strings.ContainsAny(t.Realm, "\" ") {
+		bad("auth.token.realm %q: invalid URL", t.Realm)
+	}
+	if t.Issuer == "" {
+		t.Issuer = "berth"
+	}
+	if t.TTLSeconds < 10 || t.TTLSeconds > 86400 {
+		bad("auth.token.ttlSeconds %d: want 10 to 86400", t.TTLSeconds)
+	}
+	if t.RefreshHours < 1 {
+		bad("auth.token.refreshHours %d: want at least 1", t.RefreshHours)
+	}
+	switch t.Algorithm {
+	case "ES256", "EdDSA":
+	default:
+		bad("auth.token.algorithm %q: want ES256 or EdDSA", t.Algorithm)
+	}
+	if t.Key == "" {
+		t.Key = filepath.Join(c.Data, "token-key.pem")
+	}
+	if len(t.Algorithms) > 0 {
+		bad("auth.token.algorithms: only for an external issuer (set jwks or rootCerts)")
+	}
+}
+
+func (c *Config) validateTLS(bad func(string, ...any)) {
+	t := c.TLS
+	if (t.Cert == "") != (t.Key == "") {
+		bad("tls: set both cert and key, or neither")
+	}
+	if t.ClientCA != "" && t.Cert == "" {
+		bad("tls.clientCA: needs tls.cert and tls.key")
+	}
+	switch t.ClientAuth {
+	case "", "optional":
+	case "require":
+		if t.ClientCA == "" {
+			bad("tls.clientAuth require: needs tls.clientCA")
+		}
+	default:
+		bad("tls.clientAuth %q: want optional or require", t.ClientAuth)
+	}
+}
+
+// TLSEnabled reports whether berth serves HTTPS.
+func (c *Config) TLSEnabled() bool { return c.TLS.Cert != "" }
+
+// OpenWithoutAuth reports whether the registry would accept anyone: no
+// authentication mode and no required client certificate.
+func (c *Config) OpenWithoutAuth() bool {
+	return c.Auth.Mode == AuthNone && c.TLS.ClientAuth != "require"
 }

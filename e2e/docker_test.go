@@ -32,7 +32,9 @@ type dockerd struct {
 	err  error
 }
 
-func startDockerd(t testing.TB) *dockerd {
+// startDockerd starts a private engine; extraArgs are added to dockerd's command line (for
+// example --registry-mirror).
+func startDockerd(t testing.TB, extraArgs ...string) *dockerd {
 	t.Helper()
 	bin := lookPath(t, "dockerd")
 	if os.Geteuid() != 0 {
@@ -59,6 +61,7 @@ func startDockerd(t testing.TB) *dockerd {
 		"--containerd-namespace", ns,
 		"--containerd-plugins-namespace", ns+"-plugins",
 	)
+	d.cmd.Args = append(d.cmd.Args, extraArgs...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	// Its own process group, so that a last-resort kill reaches the containerd it spawns.
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -2,18 +2,24 @@ package main
 
 import (
 	"context"
+	"crypto"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/berthhq/berth/auth"
 	"github.com/berthhq/berth/config"
 	"github.com/berthhq/berth/metadata"
 	"github.com/berthhq/berth/metadata/sqlite"
@@ -26,18 +32,27 @@ import (
 
 func newServeCmd() *cobra.Command {
 	var addr, data, cfgFile string
+	var insecureOpen bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Start the registry",
 		Long: `Start the registry. With no configuration it listens on 127.0.0.1:5000 and
 keeps its data under ./berth-data. Settings come from the defaults, then the
 config file (--config or BERTH_CONFIG), then BERTH_* environment variables,
-then flags.`,
+then flags.
+
+Without authentication (auth.mode none, the default) berth listens only on
+loopback addresses; --insecure-open lets it serve an open registry anywhere.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd, cfgFile, addr, data)
 			if err != nil {
 				return usageError{err}
+			}
+			if cfg.OpenWithoutAuth() && !insecureOpen && !loopback(cfg.Addr) {
+				return usageError{fmt.Errorf("refusing to serve without authentication on %s, which is not a loopback address: "+
+					"set auth.mode to basic or token (see the Authentication section of the README), "+
+					"or pass --insecure-open to serve an open registry", cfg.Addr)}
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -47,7 +62,34 @@ then flags.`,
 	cmd.Flags().StringVar(&addr, "addr", "", "listen address HOST:PORT (default 127.0.0.1:5000)")
 	cmd.Flags().StringVar(&data, "data", "", "data directory (default ./berth-data)")
 	cmd.Flags().StringVar(&cfgFile, "config", "", "YAML config file")
+	cmd.Flags().BoolVar(&insecureOpen, "insecure-open", false, "serve without authentication on a non-loopback address")
 	return cmd
+}
+
+// loopback reports whether addr listens only on loopback interfaces. An
+// empty host listens on all of them; a name counts only if every address
+// it resolves to is a loopback one.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.IsLoopback()
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil || len(ips) == 0 {
+		return false
+	}
+	for _, ip := range ips {
+		if !ip.IsLoopback() {
+			return false
+		}
+	}
+	return true
 }
 
 // loadConfig layers defaults, file, environment and flags.
@@ -117,27 +159,58 @@ func serve(ctx context.Context, cfg config.Config) error {
 	}
 	defer meta.Close()
 	blobs := storage.New(drv)
-	reg := registry.New(blobs, meta, registry.Options{
+	gate, err := newGate(cfg, log)
+	if err != nil {
+		return err
+	}
+	opts := registry.Options{
 		MaxManifestSize: cfg.Manifests.MaxSize,
 		RequireLayers:   cfg.Manifests.RequireLayers,
 		Logger:          log,
-	})
+	}
+	if gate != nil {
+		opts.Authorize, opts.MayPull = gate.Authorize, gate.MayPull
+	}
+	var handler http.Handler = registry.New(blobs, meta, opts)
+	if gate != nil {
+		handler = gate.Wrap(handler)
+	}
+	var tlsConfig *tls.Config
+	if cfg.TLSEnabled() {
+		tlsConfig, err = auth.NewTLSConfig(auth.TLSOptions{
+			CertFile: cfg.TLS.Cert, KeyFile: cfg.TLS.Key,
+			ClientCA: cfg.TLS.ClientCA, ClientAuth: cfg.TLS.ClientAuth,
+			Log: log,
+		})
+		if err != nil {
+			return err
+		}
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           reg,
+		Handler:           handler,
+		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	go purgeUploads(ctx, log, blobs, time.Duration(cfg.Uploads.MaxAgeHours)*time.Hour)
-	log.Info("berth listening", "addr", ln.Addr().String(), "data", cfg.Data, "storage", cfg.Storage.Driver, "metadata", cfg.Metadata.Driver)
+	log.Info("berth listening", "addr", ln.Addr().String(), "data", cfg.Data, "storage", cfg.Storage.Driver, "metadata", cfg.Metadata.Driver,
+		"auth", cfg.Auth.Mode, "tls", tlsConfig != nil)
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if tlsConfig != nil {
+			// The certificate comes from TLSConfig.GetCertificate.
+			errc <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return err
@@ -151,6 +224,100 @@ func serve(ctx context.Context, cfg config.Config) error {
 	}
 	return nil
 }
+
+// newGate builds authentication and access control from the auth section,
+// or returns nil when the mode is none.
+func newGate(cfg config.Config, log *slog.Logger) (*auth.Gate, error) {
+	a := cfg.Auth
+	if a.Mode == config.AuthNone {
+		return nil, nil
+	}
+	rules := make([]auth.Rule, len(a.Rules))
+	for i, r := range a.Rules {
+		rules[i] = auth.Rule{Repositories: r.Repositories, Catalog: r.Catalog, Users: r.Users, Groups: r.Groups, Actions: r.Actions, Deny: r.Deny}
+	}
+	rs, err := auth.NewRules(rules, a.Groups)
+	if err != nil {
+		return nil, fmt.Errorf("auth rules:\n%w", err)
+	}
+	opts := auth.GateOptions{
+		Mode:                a.Mode,
+		Rules:               rs,
+		Limiter:             auth.NewLimiter(a.LoginLimit.Burst, float64(a.LoginLimit.PerMinute)),
+		BasicRealm:          a.Realm,
+		Realm:               a.Token.Realm,
+		Service:             a.Token.Service,
+		TrustForwardedProto: a.TrustForwardedProto,
+		Log:                 log,
+	}
+	if a.Htpasswd != "" {
+		if opts.Users, err = auth.NewHtpasswd(a.Htpasswd, log); err != nil {
+			return nil, err
+		}
+		if _, err := os.Stat(a.Htpasswd); errors.Is(err, fs.ErrNotExist) {
+			log.Warn("no users yet: the htpasswd file does not exist; add users with `berth user add`", "file", a.Htpasswd)
+		}
+	}
+	leeway := time.Duration(a.Token.LeewaySeconds) * time.Second
+	switch {
+	case a.Mode == config.AuthToken && a.Token.External():
+		opts.Verifier, err = auth.NewExternal(auth.ExternalOptions{
+			Issuer:     a.Token.Issuer,
+			Audience:   a.Token.Service,
+			JWKS:       a.Token.JWKS,
+			RootCerts:  a.Token.RootCerts,
+			Algorithms: a.Token.Algorithms,
+			Leeway:     leeway,
+			Log:        log,
+		})
+		if err != nil {
+			return nil, err
+		}
+	case a.Mode == config.AuthToken:
+		key, err := loadTokenKey(cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		issuer, err := auth.NewIssuer(key, auth.IssuerOptions{
+			Issuer:     a.Token.Issuer,
+			Service:    a.Token.Service,
+			TTL:        time.Duration(a.Token.TTLSeconds) * time.Second,
+			RefreshTTL: time.Duration(a.Token.RefreshHours) * time.Hour,
+			Leeway:     leeway,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("token key %s: %w", a.Token.Key, err)
+		}
+		opts.Issuer, opts.Verifier = issuer, issuer
+		log.Info("token service", "realm", a.Token.Realm, "service", a.Token.Service, "issuer", a.Token.Issuer,
+			"alg", issuer.Algorithm(), "kid", issuer.PublicJWK().Kid)
+	}
+	return auth.NewGate(opts)
+}
+
+// loadTokenKey reads the signing key; the default one in the data
+// directory is generated on first start, a configured one must exist.
+func loadTokenKey(cfg config.Config, log *slog.Logger) (crypto.Signer, error) {
+	path := cfg.Auth.Token.Key
+	if path != filepath.Join(cfg.Data, defaultTokenKey) {
+		key, err := auth.LoadKey(path)
+		if err != nil {
+			return nil, fmt.Errorf("token key: %w", err)
+		}
+		return key, nil
+	}
+	key, created, err := auth.LoadOrCreateKey(path, cfg.Auth.Token.Algorithm)
+	if err != nil {
+		return nil, fmt.Errorf("token key: %w", err)
+	}
+	if created {
+		log.Info("generated a token signing key", "file", path, "alg", cfg.Auth.Token.Algorithm)
+	}
+	return key, nil
+}
+
+// defaultTokenKey is the signing key's file in the data directory.
+const defaultTokenKey = "token-key.pem"
 
 // purgeUploads removes abandoned upload sessions now and every hour.
 func purgeUploads(ctx context.Context, log *slog.Logger, blobs *storage.Store, maxAge time.Duration) {

@@ -1,0 +1,211 @@
+package auth
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestGlob(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		pattern string
+		yes     []string
+		no      []string
+	}{
+		{"public/*", []string{"public/app", "public/a.b-c"}, []string{"public", "public/app/dev", "publicity/app", "xpublic/app", "public/app/"}},
+		{"team/**", []string{"team/a", "team/a/b/c"}, []string{"team", "teams/a", "other/team/a"}},
+		{"**", []string{"a", "a/b", "a/b/c"}, nil},
+		{"*", []string{"a", "abc"}, []string{"a/b"}},
+		{"*/app", []string{"x/app", "yy/app"}, []string{"app", "x/y/app", "x/apps"}},
+		{"**/app", []string{"x/app", "x/y/app"}, []string{"app", "x/apps"}},
+		{"lib-*", []string{"lib-a", "lib-"}, []string{"lib-a/b", "lib"}},
+		{"a*b*c", []string{"abc", "aXbYc", "abbc"}, []string{"ab", "a/b/c", "aXb/c"}},
+		{"exact/name", []string{"exact/name"}, []string{"exact/name2", "exact/nam"}},
+	}
+	for _, c := range cases {
+		g, err := compileGlob(c.pattern)
+		if err != nil {
+			t.Fatalf("compileGlob(%q): %v", c.pattern, err)
+		}
+		for _, n := range c.yes {
+			if !g.match(n) {
+				t.Errorf("%q should match %q", c.pattern, n)
+			}
+		}
+		for _, n := range c.no {
+			if g.match(n) {
+				t.Errorf("%q should not match %q", c.pattern, n)
+			}
+		}
+	}
+	for _, bad := range []string{"", "Public/*", "a b", "a?", "a[b]", "***", "a:b"} {
+		if _, err := compileGlob(bad); err == nil {
+			t.Errorf("compileGlob(%q) accepted", bad)
+		}
+	}
+}
+
+func TestGlobWorstCase(t *testing.T) {
+	t.Parallel()
+	g, err := compileGlob(strings.Repeat("*a", 40) + "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.match(strings.Repeat("a", 255)) {
+		t.Fatal("matched a name without b")
+	}
+}
+
+func FuzzGlob(f *testing.F) {
+	f.Add("public/*", "public/app")
+	f.Add("**/x*y", "a/b/xzy")
+	f.Fuzz(func(t *testing.T, pattern, name string) {
+		g, err := compileGlob(pattern)
+		if err != nil {
+			return
+		}
+		m := g.match(name)
+		// A pattern without stars matches only itself.
+		if !strings.Contains(pattern, "*") && m != (pattern == name) {
+			t.Fatalf("%q vs %q: %v", pattern, name, m)
+		}
+		// A single star never crosses a slash.
+		if !strings.Contains(pattern, "**") && m && strings.Count(pattern, "/") != strings.Count(name, "/") {
+			t.Fatalf("%q matched %q across a '/'", pattern, name)
+		}
+	})
+}
+
+func exampleRules(t *testing.T) *Rules {
+	t.Helper()
+	rs, err := NewRules([]Rule{
+		{Repositories: []string{"secret/**"}, Users: []string{"reader"}, Actions: []string{"*"}, Deny: true},
+		{Repositories: []string{"**"}, Groups: []string{"admins"}, Actions: []string{"*"}, Catalog: true},
+		{Repositories: []string{"**"}, Users: []string{"reader"}, Actions: []string{"pull"}, Catalog: true},
+		{Repositories: []string{"ci/*"}, Users: []string{"*"}, Actions: []string{"push"}},
+		{Repositories: []string{"public/*"}, Users: []string{"anonymous"}, Actions: []string{"pull"}, Catalog: true},
+	}, map[string][]string{"admins": {"admin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+func TestRulesAllowed(t *testing.T) {
+	t.Parallel()
+	rs := exampleRules(t)
+	admin, reader, other, anon := Identity{Name: "admin"}, Identity{Name: "reader"}, Identity{Name: "other"}, Identity{}
+	cases := []struct {
+		id           Identity
+		typ, name, a string
+		want         bool
+	}{
+		{admin, TypeRepository, "x/y", "push", true},
+		{admin, TypeRepository, "secret/x", "delete", true},
+		{admin, TypeRegistry, "catalog", "*", true},
+		{reader, TypeRepository, "x/y", "pull", true},
+		{reader, TypeRepository, "x/y", "push", false},
+		{reader, TypeRepository, "secret/x", "pull", false}, // the deny rule comes first
+		{reader, TypeRepository, "public/app", "pull", true},
+		{reader, TypeRepository, "ci/app", "push", true},
+		{other, TypeRepository, "ci/app", "push", true},
+		{other, TypeRepository, "ci/app", "pull", false},
+		{other, TypeRepository, "public/app", "pull", true}, // anonymous means everyone
+		{other, TypeRegistry, "catalog", "*", true},
+		{anon, TypeRepository, "public/app", "pull", true},
+		{anon, TypeRepository, "public/app", "push", false},
+		{anon, TypeRepository, "public/app/nested", "pull", false},
+		{anon, TypeRepository, "publicity/app", "pull", false},
+		{anon, TypeRepository, "ci/app", "push", false}, // "*" is signed-in users only
+		{anon, TypeRegistry, "catalog", "*", true},
+		{anon, TypeRegistry, "catalog", "pull", false},
+		{anon, "other", "catalog", "*", false},
+	}
+	for _, c := range cases {
+		if got := rs.Allowed(c.id, c.typ, c.name, c.a); got != c.want {
+			t.Errorf("Allowed(%q, %s:%s:%s) = %v, want %v", c.id.Name, c.typ, c.name, c.a, got, c.want)
+		}
+	}
+}
+
+func TestRulesGrant(t *testing.T) {
+	t.Parallel()
+	rs := exampleRules(t)
+	req := []Access{
+		{TypeRepository, "x/y", []string{"pull", "push"}},
+		{TypeRepository, "secret/s", []string{"pull"}},
+		{TypeRepository, "public/app", []string{"*"}},
+		{TypeRegistry, "catalog", []string{"*"}},
+		{"unknown", "thing", []string{"pull"}},
+	}
+	got := rs.Grant(Identity{Name: "reader"}, req)
+	want := []Access{
+		{TypeRepository, "x/y", []string{"pull"}},
+		{TypeRepository, "public/app", []string{"pull"}},
+		{TypeRegistry, "catalog", []string{"*"}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("reader: %+v, want %+v", got, want)
+	}
+	got = rs.Grant(Identity{Name: "admin"}, req[:3])
+	want = []Access{
+		{TypeRepository, "x/y", []string{"pull", "push"}},
+		{TypeRepository, "secret/s", []string{"pull"}},
+		{TypeRepository, "public/app", []string{"*"}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("admin: %+v, want %+v", got, want)
+	}
+	if got := rs.Grant(Identity{}, []Access{{TypeRepository, "x/y", []string{"pull"}}}); got != nil {
+		t.Errorf("anonymous on x/y: %+v, want nothing", got)
+	}
+}
+
+func TestNewRulesErrors(t *testing.T) {
+	t.Parallel()
+	_, err := NewRules([]Rule{
+		{Repositories: []string{"Bad Pattern"}, Users: []string{"a"}, Actions: []string{"pull"}},
+		{Repositories: []string{"a"}, Actions: []string{"pull"}},
+		{Repositories: []string{"a"}, Users: []string{"a"}, Actions: []string{"fly"}},
+		{Repositories: []string{"a"}, Groups: []string{"nope"}, Actions: []string{"pull"}},
+		{Users: []string{"a"}},
+	}, nil)
+	if err == nil {
+		t.Fatal("bad rules accepted")
+	}
+	for _, want := range []string{"rules[0]", "rules[1]", "rules[2]", "rules[3]", "rules[4]"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s:\n%v", want, err)
+		}
+	}
+}
+
+func TestCovers(t *testing.T) {
+	t.Parallel()
+	list := []Access{
+		{TypeRepository, "a/b", []string{"pull"}},
+		{TypeRepository, "team/*", []string{"push"}},
+		{TypeRepository, "*", []string{"delete"}},
+		{TypeRegistry, "catalog", []string{"*"}},
+	}
+	cases := []struct {
+		typ, name, action string
+		want              bool
+	}{
+		{TypeRepository, "a/b", "pull", true},
+		{TypeRepository, "a/b", "push", false},
+		{TypeRepository, "a/bc", "pull", false},
+		{TypeRepository, "team/x", "push", true},
+		{TypeRepository, "team/x/y", "push", false},
+		{TypeRepository, "anything/at/all", "delete", true},
+		{TypeRegistry, "catalog", "*", true},
+		{TypeRegistry, "catalog", "pull", true},
+		{TypeRepository, "catalog", "pull", false},
+	}
+	for _, c := range cases {
+		if got := covers(list, c.typ, c.name, c.action); got != c.want {
+			t.Errorf("covers(%s:%s:%s) = %v, want %v", c.typ, c.name, c.action, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,392 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// writeFile writes a config file into a temporary directory.
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "berth.yaml")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// errorCount is the number of errors joined in err.
+func errorCount(err error) int {
+	if err == nil {
+		return 0
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return len(j.Unwrap())
+	}
+	return 1
+}
+
+// wantErrorContaining fails unless err's text contains every part.
+func wantErrorContaining(t *testing.T, err error, parts ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error, want one containing %q", parts)
+	}
+	for _, p := range parts {
+		if !strings.Contains(err.Error(), p) {
+			t.Errorf("error %q does not contain %q", err, p)
+		}
+	}
+}
+
+func TestDefaultsValidate(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+	if c.Addr != "127.0.0.1:5000" || c.Data != "./berth-data" || c.Storage.Driver != "filesystem" ||
+		c.Metadata.Driver != "sqlite" || c.Manifests.MaxSize != 4<<20 || c.Manifests.RequireLayers ||
+		c.Uploads.MaxAgeHours != 168 || c.Log.Level != "info" || c.Log.Format != "text" {
+		t.Errorf("unexpected defaults: %+v", c)
+	}
+	// Derived paths live under Data.
+	if want := filepath.Join("./berth-data", "storage"); c.Storage.Root != want {
+		t.Errorf("storage root = %q, want %q", c.Storage.Root, want)
+	}
+	if want := filepath.Join("./berth-data", "metadata.db"); c.Metadata.Path != want {
+		t.Errorf("metadata path = %q, want %q", c.Metadata.Path, want)
+	}
+	// Explicit paths are kept.
+	c = Default()
+	c.Storage.Root, c.Metadata.Path = "/srv/blobs", "/srv/meta.db"
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Storage.Root != "/srv/blobs" || c.Metadata.Path != "/srv/meta.db" {
+		t.Errorf("explicit paths replaced: %q %q", c.Storage.Root, c.Metadata.Path)
+	}
+	// The inmemory driver needs no root.
+	c = Default()
+	c.Storage.Driver = "inmemory"
+	if err := c.Validate(); err != nil || c.Storage.Root != "" {
+		t.Errorf("inmemory: err %v, root %q", err, c.Storage.Root)
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	t.Parallel()
+	p := writeFile(t, `
+addr: 0.0.0.0:6000
+data: /var/lib/berth
+storage:
+  driver: inmemory
+manifests:
+  maxSize: 65536
+  requireLayers: true
+uploads:
+  maxAgeHours: 12
+log:
+  level: debug
+  format: json
+`)
+	c := Default()
+	if err := c.LoadFile(p); err != nil {
+		t.Fatal(err)
+	}
+	want := Default()
+	want.Addr, want.Data = "0.0.0.0:6000", "/var/lib/berth"
+	want.Storage.Driver = "inmemory"
+	want.Manifests = Manifests{MaxSize: 65536, RequireLayers: true}
+	want.Uploads.MaxAgeHours = 12
+	want.Log = Log{Level: "debug", Format: "json"}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("loaded %+v, want %+v", c, want)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("loaded config does not validate: %v", err)
+	}
+}
+
+func TestLoadFilePartialKeepsDefaults(t *testing.T) {
+	t.Parallel()
+	for _, content := range []string{"", "# only a comment\n", "---\n", "storage:\n  root: /srv/blobs\n", "log:\n  level: warn\n"} {
+		c := Default()
+		if err := c.LoadFile(writeFile(t, content)); err != nil {
+			t.Fatalf("%q: %v", content, err)
+		}
+		want := Default()
+		switch {
+		case strings.Contains(content, "root"):
+			want.Storage.Root = "/srv/blobs"
+		case strings.Contains(content, "warn"):
+			want.Log.Level = "warn"
+		}
+		if !reflect.DeepEqual(c, want) {
+			t.Errorf("%q: loaded %+v, want %+v", content, c, want)
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("%q: %v", content, err)
+		}
+	}
+}
+
+func TestLoadFileUnknownKeys(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ content, key string }{
+		{"adress: 1.2.3.4:5\n", "adress"},
+		{"storage:\n  rooot: /x\n", "rooot"},
+		{"log:\n  level: info\n  colour: true\n", "colour"},
+		{"manifests:\n  max_size: 10\n", "max_size"},
+	} {
+		c := Default()
+		err := c.LoadFile(writeFile(t, tc.content))
+		wantErrorContaining(t, err, tc.key)
+	}
+}
+
+func TestLoadFileErrors(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	err := c.LoadFile(filepath.Join(t.TempDir(), "missing.yaml"))
+	wantErrorContaining(t, err, "missing.yaml")
+
+	for _, content := range []string{
+		"manifests:\n  maxSize: big\n",
+		"manifests:\n  requireLayers: maybe\n",
+		"storage: filesystem\n",
+		"addr: [1, 2]\n",
+		"addr: \"unterminated\n",
+		"\t- not yaml: [",
+	} {
+		c := Default()
+		if err := c.LoadFile(writeFile(t, content)); err == nil {
+			t.Errorf("%q: no error", content)
+		}
+	}
+}
+
+// TestLoadFileFractionalInt: an integer setting given a fraction must be
+// refused, not truncated.
+func TestLoadFileFractionalInt(t *testing.T) {
+	t.Parallel()
+	for _, content := range []string{"uploads:\n  maxAgeHours: 1.5\n", "manifests:\n  maxSize: 4096.9\n"} {
+		c := Default()
+		if err := c.LoadFile(writeFile(t, content)); err == nil {
+			t.Errorf("%q: no error; loaded maxAgeHours %d maxSize %d", content, c.Uploads.MaxAgeHours, c.Manifests.MaxSize)
+		}
+	}
+}
+
+func TestValidateBadValues(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		mod   func(c *Config)
+		parts []string
+	}{
+		{"addr without port", func(c *Config) { c.Addr = "localhost" }, []string{"addr", "localhost", "HOST:PORT"}},
+		{"addr empty", func(c *Config) { c.Addr = "" }, []string{"addr"}},
+		{"port too large", func(c *Config) { c.Addr = "127.0.0.1:99999" }, []string{"addr", "99999", "port"}},
+		{"port negative", func(c *Config) { c.Addr = "127.0.0.1:-1" }, []string{"addr", "port"}},
+		{"port not a number", func(c *Config) { c.Addr = "127.0.0.1:http" }, []string{"addr", "port"}},
+		{"port missing", func(c *Config) { c.Addr = "127.0.0.1:" }, []string{"addr", "port"}},
+		{"bad host", func(c *Config) { c.Addr = "a b:5000" }, []string{"addr", "host"}},
+		{"no data", func(c *Config) { c.Data = "" }, []string{"data"}},
+		{"unknown storage driver", func(c *Config) { c.Storage.Driver = "s3" }, []string{"storage.driver", "s3", "filesystem", "inmemory"}},
+		{"unknown metadata driver", func(c *Config) { c.Metadata.Driver = "postgres" }, []string{"metadata.driver", "postgres", "sqlite"}},
+		{"maxSize too small", func(c *Config) { c.Manifests.MaxSize = 100 }, []string{"manifests.maxSize", "100", "1024"}},
+		{"maxSize too large", func(c *Config) { c.Manifests.MaxSize = 1<<30 + 1 }, []string{"manifests.maxSize"}},
+		{"maxAgeHours zero", func(c *Config) { c.Uploads.MaxAgeHours = 0 }, []string{"uploads.maxAgeHours"}},
+		{"bad log level", func(c *Config) { c.Log.Level = "verbose" }, []string{"log.level", "verbose", "debug"}},
+		{"bad log format", func(c *Config) { c.Log.Format = "xml" }, []string{"log.format", "xml", "json"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.mod(&c)
+			err := c.Validate()
+			wantErrorContaining(t, err, tc.parts...)
+			if n := errorCount(err); n != 1 {
+				t.Errorf("%d errors, want 1: %v", n, err)
+			}
+		})
+	}
+	// Edge values that are valid.
+	for _, addr := range []string{":5000", "0.0.0.0:0", "[::1]:65535", "localhost:443", "registry.example.com:5000"} {
+		c := Default()
+		c.Addr = addr
+		if err := c.Validate(); err != nil {
+			t.Errorf("addr %q: %v", addr, err)
+		}
+	}
+	for _, size := range []int64{1024, 1 << 30} {
+		c := Default()
+		c.Manifests.MaxSize = size
+		if err := c.Validate(); err != nil {
+			t.Errorf("maxSize %d: %v", size, err)
+		}
+	}
+}
+
+func TestValidateReportsAllProblems(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	c.Addr = "nohostport"
+	c.Storage.Driver = "s3"
+	c.Manifests.MaxSize = 10
+	c.Log.Level = "loud"
+	c.Log.Format = "xml"
+	err := c.Validate()
+	wantErrorContaining(t, err, "nohostport", "s3", "manifests.maxSize", "loud", "xml")
+	if n := errorCount(err); n != 5 {
+		t.Errorf("%d errors, want 5: %v", n, err)
+	}
+}
+
+func TestApplyEnv(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	err := c.ApplyEnv([]string{
+		"PATH=/usr/bin",
+		"HOME=/root",
+		"BERTHX=ignored",
+		"BERTH_ADDR=0.0.0.0:7000",
+		"BERTH_DATA=/data=with=equals",
+		"BERTH_STORAGE_DRIVER=inmemory",
+		"BERTH_METADATA_PATH=/m.db",
+		"BERTH_MANIFESTS_MAXSIZE=2048",
+		"BERTH_MANIFESTS_REQUIRELAYERS=true",
+		"BERTH_UPLOADS_MAXAGEHOURS=3",
+		"BERTH_LOG_LEVEL=error",
+		"BERTH_LOG_FORMAT=json",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Default()
+	want.Addr, want.Data = "0.0.0.0:7000", "/data=with=equals"
+	want.Storage.Driver = "inmemory"
+	want.Metadata.Path = "/m.db"
+	want.Manifests = Manifests{MaxSize: 2048, RequireLayers: true}
+	want.Uploads.MaxAgeHours = 3
+	want.Log = Log{Level: "error", Format: "json"}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("after env %+v, want %+v", c, want)
+	}
+
+	// Booleans in the forms strconv accepts, and back to false.
+	for _, v := range []string{"1", "t", "TRUE", "True"} {
+		c := Default()
+		if err := c.ApplyEnv([]string{"BERTH_MANIFESTS_REQUIRELAYERS=" + v}); err != nil || !c.Manifests.RequireLayers {
+			t.Errorf("%q: err %v, requireLayers %v", v, err, c.Manifests.RequireLayers)
+		}
+	}
+	c = Default()
+	c.Manifests.RequireLayers = true
+	if err := c.ApplyEnv([]string{"BERTH_MANIFESTS_REQUIRELAYERS=false"}); err != nil || c.Manifests.RequireLayers {
+		t.Errorf("false: err %v, requireLayers %v", err, c.Manifests.RequireLayers)
+	}
+	// An empty string is a value.
+	c = Default()
+	if err := c.ApplyEnv([]string{"BERTH_LOG_LEVEL="}); err != nil || c.Log.Level != "" {
+		t.Errorf("empty value: err %v, level %q", err, c.Log.Level)
+	}
+}
+
+func TestApplyEnvErrors(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	err := c.ApplyEnv([]string{"BERTH_ADRESS=1.2.3.4:5"})
+	wantErrorContaining(t, err, "BERTH_ADRESS", "BERTH_ADDR")
+	if !reflect.DeepEqual(c, Default()) {
+		t.Errorf("config changed by an unknown variable: %+v", c)
+	}
+
+	for _, tc := range []struct {
+		kv    string
+		parts []string
+	}{
+		{"BERTH_MANIFESTS_MAXSIZE=big", []string{"BERTH_MANIFESTS_MAXSIZE", "big", "integer"}},
+		{"BERTH_MANIFESTS_MAXSIZE=1.5", []string{"BERTH_MANIFESTS_MAXSIZE", "integer"}},
+		{"BERTH_UPLOADS_MAXAGEHOURS=", []string{"BERTH_UPLOADS_MAXAGEHOURS", "integer"}},
+		{"BERTH_MANIFESTS_REQUIRELAYERS=maybe", []string{"BERTH_MANIFESTS_REQUIRELAYERS", "maybe", "boolean"}},
+		{"BERTH_=x", []string{"BERTH_"}},
+		{"BERTH_STORAGE=x", []string{"BERTH_STORAGE"}},
+		{"BERTH_addr=x", []string{"BERTH_addr"}},
+	} {
+		c := Default()
+		err := c.ApplyEnv([]string{tc.kv})
+		wantErrorContaining(t, err, tc.parts...)
+	}
+
+	// Every problem is reported, and good variables still apply.
+	c = Default()
+	err = c.ApplyEnv([]string{"BERTH_NOPE=1", "BERTH_MANIFESTS_MAXSIZE=x", "BERTH_LOG_LEVEL=debug", "BERTH_UPLOADS_MAXAGEHOURS=y"})
+	wantErrorContaining(t, err, "BERTH_NOPE", "BERTH_MANIFESTS_MAXSIZE", "BERTH_UPLOADS_MAXAGEHOURS")
+	if n := errorCount(err); n != 3 {
+		t.Errorf("%d errors, want 3: %v", n, err)
+	}
+	if c.Log.Level != "debug" {
+		t.Errorf("good variable not applied: level %q", c.Log.Level)
+	}
+
+	// Ignored names are not errors.
+	c = Default()
+	if err := c.ApplyEnv([]string{"BERTH_CONFIG=/etc/berth.yaml"}, "BERTH_CONFIG"); err != nil {
+		t.Errorf("ignored variable: %v", err)
+	}
+	if err := c.ApplyEnv([]string{"BERTH_CONFIG=/etc/berth.yaml"}); err == nil {
+		t.Error("BERTH_CONFIG accepted when not ignored")
+	}
+}
+
+func TestPrecedenceFileThenEnv(t *testing.T) {
+	t.Parallel()
+	p := writeFile(t, "addr: 10.0.0.1:5000\ndata: /from/file\nlog:\n  level: debug\nmanifests:\n  maxSize: 4096\n")
+	c := Default()
+	if err := c.LoadFile(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ApplyEnv([]string{"BERTH_ADDR=10.0.0.2:6000", "BERTH_MANIFESTS_MAXSIZE=8192"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "10.0.0.2:6000" || c.Manifests.MaxSize != 8192 {
+		t.Errorf("environment did not override the file: addr %q maxSize %d", c.Addr, c.Manifests.MaxSize)
+	}
+	if c.Data != "/from/file" || c.Log.Level != "debug" {
+		t.Errorf("file values lost: data %q level %q", c.Data, c.Log.Level)
+	}
+	if c.Log.Format != "text" || c.Uploads.MaxAgeHours != 168 {
+		t.Errorf("defaults lost: %+v", c)
+	}
+	if want := filepath.Join("/from/file", "storage"); c.Storage.Root != want {
+		t.Errorf("storage root = %q, want %q", c.Storage.Root, want)
+	}
+}
+
+// TestEveryFieldHasAnEnvVariable guards the reflection that maps keys to
+// variables: each leaf setting must be reachable.
+func TestEveryFieldHasAnEnvVariable(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{
+		"BERTH_ADDR", "BERTH_DATA", "BERTH_STORAGE_DRIVER", "BERTH_STORAGE_ROOT", "BERTH_METADATA_DRIVER",
+		"BERTH_METADATA_PATH", "BERTH_MANIFESTS_MAXSIZE", "BERTH_MANIFESTS_REQUIRELAYERS",
+		"BERTH_UPLOADS_MAXAGEHOURS", "BERTH_LOG_LEVEL", "BERTH_LOG_FORMAT",
+	} {
+		c := Default()
+		v := "1"
+		if err := c.ApplyEnv([]string{name + "=" + v}); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		// "1" equals no default, so every variable changes something.
+		if reflect.DeepEqual(c, Default()) {
+			t.Errorf("%s=1 changed nothing", name)
+		}
+	}
+}
