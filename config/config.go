@@ -48,10 +48,13 @@ type Storage struct {
 
 // Metadata selects the metadata store.
 type Metadata struct {
-	// Driver is "sqlite" (default).
+	// Driver is "sqlite" (default) or "postgres".
 	Driver string `yaml:"driver"`
 	// Path is the SQLite database file; default DATA/metadata.db.
 	Path string `yaml:"path"`
+	// DSN is the PostgreSQL connection string (a postgres:// URL or
+	// key=value pairs). It holds the password: it is never logged.
+	DSN string `yaml:"dsn"`
 }
 
 // Manifests tunes manifest validation.
@@ -367,8 +370,12 @@ func (c *Config) Validate() error {
 		if c.Metadata.Path == "" {
 			c.Metadata.Path = filepath.Join(c.Data, "metadata.db")
 		}
+	case "postgres":
+		if c.Metadata.DSN == "" {
+			bad("metadata.dsn: required with metadata.driver postgres (e.g. postgres://berth@db.example:5432/berth)")
+		}
 	default:
-		bad("metadata.driver %q: want sqlite", c.Metadata.Driver)
+		bad("metadata.driver %q: want sqlite or postgres", c.Metadata.Driver)
 	}
 	if c.Manifests.MaxSize < 1024 || c.Manifests.MaxSize > 1<<30 {
 		bad("manifests.maxSize %d: want from 1024 to 1073741824 bytes", c.Manifests.MaxSize)

@@ -22,6 +22,7 @@ import (
 	"github.com/berthhq/berth/auth"
 	"github.com/berthhq/berth/config"
 	"github.com/berthhq/berth/metadata"
+	"github.com/berthhq/berth/metadata/postgres"
 	"github.com/berthhq/berth/metadata/sqlite"
 	"github.com/berthhq/berth/registry"
 	"github.com/berthhq/berth/storage"
@@ -137,7 +138,16 @@ func openDriver(cfg config.Config) (driver.Driver, error) {
 	}
 }
 
+// metadataConnectTimeout bounds how long berth waits for a database server
+// at start, so an unreachable one is an error rather than a hang.
+const metadataConnectTimeout = 30 * time.Second
+
 func openMetadata(cfg config.Config) (metadata.Store, error) {
+	if cfg.Metadata.Driver == "postgres" {
+		ctx, cancel := context.WithTimeout(context.Background(), metadataConnectTimeout)
+		defer cancel()
+		return postgres.Open(ctx, cfg.Metadata.DSN)
+	}
 	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
 		return nil, err
 	}
