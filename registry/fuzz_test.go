@@ -18,7 +18,7 @@ import (
 // repoRoute reports whether routes of kind k name a repository.
 func repoRoute(k int) bool {
 	switch k {
-	case routeTags, routeManifest, routeBlob, routeUploadStart, routeUpload, routeReferrers:
+	case KindTags, KindManifest, KindBlob, KindUploadStart, KindUpload, KindReferrers:
 		return true
 	}
 	return false
@@ -47,7 +47,7 @@ func FuzzParseRoute(f *testing.F) {
 			}
 			return
 		}
-		if rt.Kind < routeBase || rt.Kind > routeSearchV1 {
+		if rt.Kind < KindBase || rt.Kind > KindSearchV1 {
 			t.Fatalf("unknown kind %d", rt.Kind)
 		}
 		if !repoRoute(rt.Kind) {
@@ -59,7 +59,7 @@ func FuzzParseRoute(f *testing.F) {
 		if rt.Access == AccessNone {
 			t.Fatalf("repository route %+v has no access level", rt)
 		}
-		if rt.Kind == routeUpload || rt.Kind == routeUploadStart {
+		if rt.Kind == KindUpload || rt.Kind == KindUploadStart {
 			if rt.Access != AccessPush {
 				t.Fatalf("upload route %+v does not need push", rt)
 			}

@@ -161,25 +161,25 @@ func (reg *Registry) handler(kind int, method string) (handlerFunc, string) {
 	type m = map[string]handlerFunc
 	var table m
 	switch kind {
-	case routeBase:
+	case KindBase:
 		table = m{"GET": reg.base, "HEAD": reg.base}
-	case routeCatalog:
+	case KindCatalog:
 		table = m{"GET": reg.catalog, "HEAD": reg.catalog}
-	case routeTags:
+	case KindTags:
 		table = m{"GET": reg.tags, "HEAD": reg.tags}
-	case routeManifest:
+	case KindManifest:
 		table = m{"GET": reg.getManifest, "HEAD": reg.getManifest, "PUT": reg.putManifest, "DELETE": reg.deleteManifest}
-	case routeBlob:
+	case KindBlob:
 		table = m{"GET": reg.getBlob, "HEAD": reg.getBlob, "DELETE": reg.deleteBlob}
-	case routeUploadStart:
+	case KindUploadStart:
 		table = m{"POST": reg.startUpload}
-	case routeUpload:
+	case KindUpload:
 		table = m{"GET": reg.uploadStatus, "PATCH": reg.patchUpload, "PUT": reg.finishUpload, "DELETE": reg.cancelUpload}
-	case routeReferrers:
+	case KindReferrers:
 		table = m{"GET": reg.referrers, "HEAD": reg.referrers}
-	case routePingV1:
+	case KindPingV1:
 		table = m{"GET": reg.pingV1, "HEAD": reg.pingV1}
-	case routeSearchV1:
+	case KindSearchV1:
 		table = m{"GET": reg.searchV1}
 	}
 	if h, ok := table[method]; ok {

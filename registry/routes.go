@@ -19,33 +19,18 @@ const (
 	AccessCatalog Access = "catalog"
 )
 
-// Route kinds.
+// Route kinds: what a request path addresses.
 const (
-	routeBase = iota + 1
-	routeCatalog
-	routeTags
-	routeManifest
-	routeBlob
-	routeUploadStart
-	routeUpload
-	routeReferrers
-	routePingV1
-	routeSearchV1
-)
-
-// Route kinds under exported names, for handlers in front of the registry
-// (connectors) that route by them.
-const (
-	KindBase        = routeBase
-	KindCatalog     = routeCatalog
-	KindTags        = routeTags
-	KindManifest    = routeManifest
-	KindBlob        = routeBlob
-	KindUploadStart = routeUploadStart
-	KindUpload      = routeUpload
-	KindReferrers   = routeReferrers
-	KindPingV1      = routePingV1
-	KindSearchV1    = routeSearchV1
+	KindBase = iota + 1
+	KindCatalog
+	KindTags
+	KindManifest
+	KindBlob
+	KindUploadStart
+	KindUpload
+	KindReferrers
+	KindPingV1
+	KindSearchV1
 )
 
 // Route is a parsed request path.
@@ -86,13 +71,13 @@ func ValidTag(tag string) bool { return tagRE.MatchString(tag) }
 func ParseRoute(method, path string) (rt Route, ok bool) {
 	switch path {
 	case "/v2", "/v2/":
-		return Route{Kind: routeBase}, true
+		return Route{Kind: KindBase}, true
 	case "/v2/_catalog":
-		return Route{Kind: routeCatalog, Access: AccessCatalog}, true
+		return Route{Kind: KindCatalog, Access: AccessCatalog}, true
 	case "/v1/_ping":
-		return Route{Kind: routePingV1}, true
+		return Route{Kind: KindPingV1}, true
 	case "/v1/search":
-		return Route{Kind: routeSearchV1, Access: AccessCatalog}, true
+		return Route{Kind: KindSearchV1, Access: AccessCatalog}, true
 	}
 	rest, found := strings.CutPrefix(path, "/v2/")
 	if !found {
@@ -103,22 +88,22 @@ func ParseRoute(method, path string) (rt Route, ok bool) {
 	name := func(k int) string { return strings.Join(segs[:n-k], "/") }
 	switch {
 	case n >= 3 && segs[n-2] == "tags" && segs[n-1] == "list":
-		rt = Route{Kind: routeTags, Name: name(2)}
+		rt = Route{Kind: KindTags, Name: name(2)}
 	case n >= 4 && segs[n-3] == "blobs" && segs[n-2] == "uploads":
 		if segs[n-1] == "" {
-			rt = Route{Kind: routeUploadStart, Name: name(3)}
+			rt = Route{Kind: KindUploadStart, Name: name(3)}
 		} else {
-			rt = Route{Kind: routeUpload, Name: name(3), Ref: segs[n-1]}
+			rt = Route{Kind: KindUpload, Name: name(3), Ref: segs[n-1]}
 		}
 	case n >= 3 && segs[n-2] == "blobs" && segs[n-1] == "uploads":
 		// POST without the trailing slash, as some clients send it.
-		rt = Route{Kind: routeUploadStart, Name: name(2)}
+		rt = Route{Kind: KindUploadStart, Name: name(2)}
 	case n >= 3 && segs[n-2] == "blobs":
-		rt = Route{Kind: routeBlob, Name: name(2), Ref: segs[n-1]}
+		rt = Route{Kind: KindBlob, Name: name(2), Ref: segs[n-1]}
 	case n >= 3 && segs[n-2] == "manifests":
-		rt = Route{Kind: routeManifest, Name: name(2), Ref: segs[n-1]}
+		rt = Route{Kind: KindManifest, Name: name(2), Ref: segs[n-1]}
 	case n >= 3 && segs[n-2] == "referrers":
-		rt = Route{Kind: routeReferrers, Name: name(2), Ref: segs[n-1]}
+		rt = Route{Kind: KindReferrers, Name: name(2), Ref: segs[n-1]}
 	default:
 		return Route{}, false
 	}
@@ -127,13 +112,13 @@ func ParseRoute(method, path string) (rt Route, ok bool) {
 		rt.Access = AccessPull
 	case http.MethodDelete:
 		rt.Access = AccessDelete
-		if rt.Kind == routeUpload {
+		if rt.Kind == KindUpload {
 			rt.Access = AccessPush
 		}
 	default:
 		rt.Access = AccessPush
 	}
-	if rt.Kind == routeUpload || rt.Kind == routeUploadStart {
+	if rt.Kind == KindUpload || rt.Kind == KindUploadStart {
 		rt.Access = AccessPush
 	}
 	return rt, true
@@ -143,7 +128,7 @@ func ParseRoute(method, path string) (rt Route, ok bool) {
 // name must be valid (an empty name included).
 func (rt Route) named() bool {
 	switch rt.Kind {
-	case routeTags, routeManifest, routeBlob, routeUploadStart, routeUpload, routeReferrers:
+	case KindTags, KindManifest, KindBlob, KindUploadStart, KindUpload, KindReferrers:
 		return true
 	}
 	return false
