@@ -17,6 +17,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/berthhq/berth/connector"
 )
 
 // Config is the whole configuration. The yaml names are the file's keys;
@@ -36,6 +38,9 @@ type Config struct {
 	Log       Log       `yaml:"log"`
 	Auth      Auth      `yaml:"auth"`
 	TLS       TLS       `yaml:"tls"`
+	// Registries route repository names by prefix to hosted, cache
+	// (pull-through) and virtual registries; see package connector.
+	Registries connector.Config `yaml:"registries"`
 }
 
 // Storage selects the blob storage driver.
@@ -243,6 +248,7 @@ func (c *Config) resolveFiles(dir string) {
 	if j := c.Auth.Token.JWKS; j != "" && !filepath.IsAbs(j) && !strings.Contains(j, "://") {
 		c.Auth.Token.JWKS = filepath.Join(dir, j)
 	}
+	c.Registries.ResolveFiles(dir)
 }
 
 // EnvPrefix starts every environment variable berth reads.
@@ -394,6 +400,9 @@ func (c *Config) Validate() error {
 		bad("log.format %q: want text or json", c.Log.Format)
 	}
 	c.validateAuth(bad)
+	if err := c.Registries.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	c.validateTLS(bad)
 	return errors.Join(errs...)
 }

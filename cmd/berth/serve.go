@@ -21,6 +21,7 @@ import (
 
 	"github.com/berthhq/berth/auth"
 	"github.com/berthhq/berth/config"
+	"github.com/berthhq/berth/connector"
 	"github.com/berthhq/berth/metadata"
 	"github.com/berthhq/berth/metadata/postgres"
 	"github.com/berthhq/berth/metadata/sqlite"
@@ -182,6 +183,16 @@ func serve(ctx context.Context, cfg config.Config) error {
 		opts.Authorize, opts.MayPull = gate.Authorize, gate.MayPull
 	}
 	var handler http.Handler = registry.New(blobs, meta, opts)
+	// Connectors route names to hosted, cache and virtual registries; with
+	// none configured every request passes through.
+	conn, err := connector.New(cfg.Registries, handler, meta, blobs, connector.Options{
+		Logger: log, Authorize: opts.Authorize, MayPull: opts.MayPull, MaxManifestSize: cfg.Manifests.MaxSize,
+	})
+	if err != nil {
+		return fmt.Errorf("registries: %w", err)
+	}
+	defer conn.Close()
+	handler = conn
 	if gate != nil {
 		handler = gate.Wrap(handler)
 	}

@@ -1,0 +1,345 @@
+package connector
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/berthhq/berth/registry"
+)
+
+// Registry types.
+const (
+	// TypeHosted holds content pushed to berth.
+	TypeHosted = "hosted"
+	// TypeCache is a pull-through cache of an upstream registry.
+	TypeCache = "cache"
+	// TypeVirtual reads from an ordered list of members and pushes to one.
+	TypeVirtual = "virtual"
+)
+
+// Defaults of a cache registry.
+const (
+	DefaultTagTTL        = 5 * time.Minute
+	DefaultNotFoundTTL   = 30 * time.Second
+	DefaultTimeout       = 10 * time.Second
+	DefaultProbeInterval = 30 * time.Second
+	DefaultCatalogTTL    = 5 * time.Minute
+)
+
+// Config is the `registries:` section: every repository name belongs to the
+// entry with the longest matching prefix, and to an implicit hosted
+// registry when none matches.
+type Config []Registry
+
+// Registry is one entry of Config.
+type Registry struct {
+	// Name identifies the registry in members, pushTo, logs and the health
+	// endpoint.
+	Name string `yaml:"name"`
+	// Type is hosted, cache or virtual.
+	Type string `yaml:"type"`
+	// Prefix is the start of the repository names the registry serves,
+	// ending in "/" ("hub/"), or "" for the root (mirror mode for a cache).
+	// A missing trailing "/" is added.
+	Prefix string `yaml:"prefix"`
+
+	// Upstream is the registry a cache fetches from.
+	Upstream Upstream `yaml:"upstream"`
+	// Allow and Deny are globs on upstream repository names ("library/*",
+	// "bitnami/**"; '*' stays within a path component, '**' crosses them).
+	// A name is served if it matches an Allow glob (or Allow is empty) and
+	// no Deny glob.
+	Allow []string `yaml:"allow"`
+	Deny  []string `yaml:"deny"`
+	// TagTTLSeconds is how long a cached tag is served before it is
+	// revalidated with a HEAD to the upstream (default 300; 0 revalidates
+	// on every pull).
+	TagTTLSeconds *int `yaml:"tagTTLSeconds"`
+	// NotFoundTTLSeconds is how long the upstream's "not found" is
+	// remembered (default 30; 0 does not remember it).
+	NotFoundTTLSeconds *int `yaml:"notFoundTTLSeconds"`
+	// ProbeIntervalSeconds is the time between health probes (default 30).
+	ProbeIntervalSeconds int `yaml:"probeIntervalSeconds"`
+	// CatalogTTLSeconds is how long the upstream's catalog is kept for
+	// catalog and search answers (default 300; 0 leaves it out).
+	CatalogTTLSeconds *int `yaml:"catalogTTLSeconds"`
+	// MirrorOf lists the upstream hosts ("docker.io", "ghcr.io") whose
+	// mirror requests (containerd's ?ns=HOST) this cache answers.
+	MirrorOf []string `yaml:"mirrorOf"`
+
+	// Members are the names of the hosted and cache registries a virtual
+	// one reads from, in order.
+	Members []string `yaml:"members"`
+	// PushTo names the hosted member that receives pushes; without it the
+	// virtual registry is read-only.
+	PushTo string `yaml:"pushTo"`
+}
+
+// Upstream is where a cache fetches from and how.
+type Upstream struct {
+	// URL is the upstream registry's base URL, http(s)://HOST[:PORT].
+	URL string `yaml:"url"`
+	// RemotePrefix is put before every upstream repository name: local
+	// PREFIX/x is upstream REMOTEPREFIX/x.
+	RemotePrefix string `yaml:"remotePrefix"`
+	// SingleNamePrefix is put before upstream names of one path
+	// component only (after RemotePrefix): Docker Hub serves "alpine" as
+	// "library/alpine". Default "library/" for Docker Hub, else "".
+	SingleNamePrefix string `yaml:"singleNamePrefix"`
+	// Username and Password (or PasswordFile, a file holding it) are the
+	// upstream credentials, used for Basic challenges and to obtain Bearer
+	// tokens; without them access is anonymous.
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"passwordFile"`
+	// TimeoutSeconds bounds connecting, waiting for an answer and a stall
+	// while reading one (default 10).
+	TimeoutSeconds int `yaml:"timeoutSeconds"`
+}
+
+// ResolveFiles makes relative file paths relative to dir, the directory
+// of the config file that named them.
+func (c Config) ResolveFiles(dir string) {
+	for i := range c {
+		if p := c[i].Upstream.PasswordFile; p != "" && !filepath.IsAbs(p) {
+			c[i].Upstream.PasswordFile = filepath.Join(dir, p)
+		}
+	}
+}
+
+var registryNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+
+// Docker Hub's host names: references name docker.io, the API lives on
+// registry-1.docker.io.
+var dockerHubHosts = map[string]bool{"docker.io": true, "index.docker.io": true, "registry-1.docker.io": true}
+
+// dockerHubAPI is where Docker Hub serves the registry API.
+const dockerHubAPI = "registry-1.docker.io"
+
+// Validate checks c and fills in defaults (trailing slashes of prefixes,
+// Docker Hub's single-name prefix). It reports every problem at once, each
+// naming the entry ("registries[1] (hub): ...").
+func (c Config) Validate() error {
+	var errs []error
+	names := map[string]int{}
+	prefixes := map[string]string{}
+	mirrors := map[string]string{}
+	for i := range c {
+		r := &c[i]
+		label := fmt.Sprintf("registries[%d]", i)
+		if r.Name != "" {
+			label += " (" + r.Name + ")"
+		}
+		bad := func(format string, args ...any) {
+			errs = append(errs, fmt.Errorf("%s: %s", label, fmt.Sprintf(format, args...)))
+		}
+		switch {
+		case r.Name == "":
+			bad("name: required")
+		case !registryNameRE.MatchString(r.Name):
+			bad("name %q: want lower-case letters, digits, '.', '_' or '-'", r.Name)
+		default:
+			if j, dup := names[r.Name]; dup {
+				bad("name %q: already used by registries[%d]", r.Name, j)
+			}
+			names[r.Name] = i
+		}
+		if r.Prefix != "" && !strings.HasSuffix(r.Prefix, "/") {
+			r.Prefix += "/"
+		}
+		if r.Prefix != "" && !registry.ValidName(strings.TrimSuffix(r.Prefix, "/")) {
+			bad("prefix %q: want repository path components ending in /, such as hub/, or \"\" for the root", r.Prefix)
+		}
+		if other, dup := prefixes[r.Prefix]; dup {
+			bad("prefix %q: already used by registry %s", r.Prefix, other)
+		}
+		prefixes[r.Prefix] = r.Name
+		switch r.Type {
+		case TypeHosted:
+			if r.isCacheConfigured() || len(r.Members) > 0 || r.PushTo != "" {
+				bad("a hosted registry takes only name and prefix")
+			}
+		case TypeCache:
+			r.validateCache(bad)
+			for _, h := range r.MirrorOf {
+				h = canonicalHost(h)
+				if other, dup := mirrors[h]; dup {
+					bad("mirrorOf %q: registry %s mirrors it already", h, other)
+				}
+				mirrors[h] = r.Name
+			}
+			if len(r.Members) > 0 || r.PushTo != "" {
+				bad("members and pushTo are for virtual registries")
+			}
+		case TypeVirtual:
+			if r.isCacheConfigured() {
+				bad("upstream, allow, deny, TTLs and mirrorOf are for cache registries")
+			}
+			if len(r.Members) == 0 {
+				bad("members: a virtual registry needs at least one member")
+			}
+		case "":
+			bad("type: required (hosted, cache or virtual)")
+		default:
+			bad("type %q: want hosted, cache or virtual", r.Type)
+		}
+	}
+	// Members refer to other entries: checked once all names are known.
+	for i := range c {
+		r := &c[i]
+		if r.Type != TypeVirtual {
+			continue
+		}
+		bad := func(format string, args ...any) {
+			errs = append(errs, fmt.Errorf("registries[%d] (%s): %s", i, r.Name, fmt.Sprintf(format, args...)))
+		}
+		seen := map[string]bool{}
+		for _, m := range r.Members {
+			j, ok := names[m]
+			switch {
+			case !ok:
+				bad("member %q: no registry has that name", m)
+			case seen[m]:
+				bad("member %q: listed twice", m)
+			case c[j].Type == TypeVirtual:
+				bad("member %q: is virtual; members must be hosted or cache registries", m)
+			}
+			seen[m] = true
+		}
+		if r.PushTo != "" {
+			j, ok := names[r.PushTo]
+			switch {
+			case !seen[r.PushTo]:
+				bad("pushTo %q: must be one of the members", r.PushTo)
+			case ok && c[j].Type != TypeHosted:
+				bad("pushTo %q: must be a hosted registry (a cache cannot be pushed to)", r.PushTo)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Registry) isCacheConfigured() bool {
+	return r.Upstream != (Upstream{}) || len(r.Allow) > 0 || len(r.Deny) > 0 || r.TagTTLSeconds != nil ||
+		r.NotFoundTTLSeconds != nil || r.ProbeIntervalSeconds != 0 || r.CatalogTTLSeconds != nil || len(r.MirrorOf) > 0
+}
+
+func (r *Registry) validateCache(bad func(string, ...any)) {
+	u := &r.Upstream
+	if u.URL == "" {
+		bad("upstream.url: required for a cache, e.g. https://registry-1.docker.io")
+	} else if pu, err := url.Parse(u.URL); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+		bad("upstream.url %q: want http(s)://HOST[:PORT]", u.URL)
+	} else if pu.User != nil {
+		bad("upstream.url %q: put credentials in upstream.username and upstream.password, not in the URL", u.URL)
+	} else if (pu.Path != "" && pu.Path != "/") || pu.RawQuery != "" || pu.Fragment != "" {
+		bad("upstream.url %q: want no path, query or fragment (the registry API lives at /v2/)", u.URL)
+	} else if u.SingleNamePrefix == "" && dockerHubHosts[pu.Hostname()] {
+		u.SingleNamePrefix = "library/"
+	}
+	for _, p := range []struct{ key, val string }{{"remotePrefix", u.RemotePrefix}, {"singleNamePrefix", u.SingleNamePrefix}} {
+		if p.val != "" && (!strings.HasSuffix(p.val, "/") || !registry.ValidName(strings.TrimSuffix(p.val, "/"))) {
+			bad("upstream.%s %q: want repository path components ending in /, such as library/", p.key, p.val)
+		}
+	}
+	if u.Password != "" && u.PasswordFile != "" {
+		bad("upstream: set password or passwordFile, not both")
+	}
+	if (u.Password != "" || u.PasswordFile != "") && u.Username == "" {
+		bad("upstream.username: required with a password")
+	}
+	if u.TimeoutSeconds < 0 || u.TimeoutSeconds > 3600 {
+		bad("upstream.timeoutSeconds %d: want 1 to 3600 (0 for the default, %d)", u.TimeoutSeconds, int(DefaultTimeout/time.Second))
+	}
+	for _, g := range append(append([]string{}, r.Allow...), r.Deny...) {
+		if _, err := compileGlob(g); err != nil {
+			bad("glob %q: %v", g, err)
+		}
+	}
+	for _, f := range []struct {
+		key string
+		v   *int
+	}{{"tagTTLSeconds", r.TagTTLSeconds}, {"notFoundTTLSeconds", r.NotFoundTTLSeconds}, {"catalogTTLSeconds", r.CatalogTTLSeconds}} {
+		if f.v != nil && *f.v < 0 {
+			bad("%s %d: must not be negative", f.key, *f.v)
+		}
+	}
+	if r.ProbeIntervalSeconds < 0 {
+		bad("probeIntervalSeconds %d: must not be negative (0 for the default, %d)", r.ProbeIntervalSeconds, int(DefaultProbeInterval/time.Second))
+	}
+	for _, h := range r.MirrorOf {
+		if !validHost(h) {
+			bad("mirrorOf %q: want a registry host such as docker.io or ghcr.io", h)
+		}
+	}
+}
+
+// validHost reports whether h is "host[:port]".
+func validHost(h string) bool {
+	if h == "" || strings.ContainsAny(h, "/?#@ ") {
+		return false
+	}
+	host := h
+	if hh, port, err := net.SplitHostPort(h); err == nil {
+		if port == "" {
+			return false
+		}
+		host = hh
+	}
+	return host != ""
+}
+
+// canonicalHost maps Docker Hub's names to one and lower-cases the rest.
+func canonicalHost(h string) string {
+	h = strings.ToLower(h)
+	if dockerHubHosts[h] {
+		return "docker.io"
+	}
+	return h
+}
+
+func seconds(p *int, def time.Duration) time.Duration {
+	if p == nil {
+		return def
+	}
+	return time.Duration(*p) * time.Second
+}
+
+// glob matches repository names: '*' within a path component, '**' across
+// them; everything else literally.
+type glob struct{ re *regexp.Regexp }
+
+func compileGlob(pattern string) (glob, error) {
+	if pattern == "" {
+		return glob{}, errors.New("empty pattern")
+	}
+	var b strings.Builder
+	b.WriteString("^")
+	for i := 0; i < len(pattern); i++ {
+		switch c := pattern[i]; {
+		case c == '*' && i+1 < len(pattern) && pattern[i+1] == '*':
+			b.WriteString(".*")
+			i++
+		case c == '*':
+			b.WriteString("[^/]*")
+		case strings.IndexByte("abcdefghijklmnopqrstuvwxyz0123456789._-/", c) >= 0:
+			b.WriteString(regexp.QuoteMeta(string(c)))
+		default:
+			return glob{}, fmt.Errorf("character %q: globs hold lower-case names, '/', '*' and '**'", c)
+		}
+	}
+	b.WriteString("$")
+	re, err := regexp.Compile(b.String())
+	if err != nil {
+		return glob{}, err
+	}
+	return glob{re}, nil
+}
+
+func (g glob) match(name string) bool { return g.re.MatchString(name) }

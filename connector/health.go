@@ -1,0 +1,182 @@
+package connector
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/berthhq/berth/registry"
+)
+
+// Health states of an upstream.
+const (
+	stateUnknown = "unknown" // not probed yet
+	stateUp      = "up"
+	stateDown    = "down"
+)
+
+// health is what berth knows of an upstream's state, from the background
+// probe and from every request it sends there.
+type health struct {
+	mu          sync.Mutex
+	state       string
+	downSince   time.Time
+	lastError   string
+	lastErrorAt time.Time
+	latency     time.Duration
+	lastProbe   time.Time
+}
+
+func (h *health) isDown() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.state == stateDown
+}
+
+func (h *health) downSinceString() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.downSince.Format(time.RFC3339)
+}
+
+// observe records the outcome of a request to the upstream (err is nil or
+// an *upstreamError). Only failures to reach it make it down; any answer
+// makes it up.
+func (c *Connector) observe(ca *cache, err error) {
+	c.record(ca, err, 0, false)
+}
+
+// record updates the health of ca and logs changes of state.
+func (c *Connector) record(ca *cache, err error, latency time.Duration, probe bool) {
+	now := c.opts.Now()
+	h := &ca.health
+	h.mu.Lock()
+	prev, since := h.state, h.downSince
+	if probe {
+		h.lastProbe = now
+		if err == nil {
+			h.latency = latency
+		}
+	}
+	kind := kindOf(err)
+	switch {
+	case kind == kindCanceled:
+		h.mu.Unlock()
+		return
+	case kind == kindUnavailable, probe && (kind == kindNotFound || kind == kindBad):
+		// Requests find the upstream down when they cannot reach it; a
+		// probe also when /v2/ does not answer as a registry would.
+		if h.state != stateDown {
+			h.state, h.downSince = stateDown, now
+		}
+	default:
+		h.state, h.downSince = stateUp, time.Time{}
+	}
+	if err != nil && (kind != kindNotFound || probe) {
+		h.lastError, h.lastErrorAt = err.Error(), now
+	}
+	state := h.state
+	h.mu.Unlock()
+	switch {
+	case state == prev:
+	case state == stateDown:
+		c.log.Warn("upstream down", "registry", ca.name, "upstream", ca.up.name, "err", err)
+	case prev == stateDown:
+		c.log.Info("upstream up", "registry", ca.name, "upstream", ca.up.name, "downFor", now.Sub(since).Round(time.Second))
+	default:
+		c.log.Info("upstream up", "registry", ca.name, "upstream", ca.up.name, "latency", latency.Round(time.Microsecond))
+	}
+}
+
+// probeLoop probes ca's upstream now and then every probe interval, until
+// Close.
+func (c *Connector) probeLoop(ca *cache) {
+	t := time.NewTicker(ca.probeInterval)
+	defer t.Stop()
+	for {
+		c.probe(c.ctx, ca)
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// probe checks ca's upstream once.
+func (c *Connector) probe(ctx context.Context, ca *cache) {
+	start := time.Now()
+	err := ca.up.ping(ctx)
+	c.record(ca, err, time.Since(start), true)
+}
+
+// Status is the health of one cache's upstream, as the health endpoint
+// reports it.
+type Status struct {
+	Name      string     `json:"name"`
+	Upstream  string     `json:"upstream"`
+	State     string     `json:"state"`
+	DownSince *time.Time `json:"downSince,omitempty"`
+	LastError string     `json:"lastError,omitempty"`
+	// LastErrorAt is when LastError happened.
+	LastErrorAt *time.Time `json:"lastErrorAt,omitempty"`
+	LatencyMs   float64    `json:"latencyMs"`
+	LastProbe   *time.Time `json:"lastProbe,omitempty"`
+}
+
+// Status returns the health of every cache, in configuration order.
+func (c *Connector) Status() []Status {
+	out := make([]Status, 0, len(c.caches))
+	for _, ca := range c.caches {
+		h := &ca.health
+		h.mu.Lock()
+		s := Status{Name: ca.name, Upstream: ca.up.name, State: h.state, LastError: h.lastError,
+			LatencyMs: float64(h.latency.Microseconds()) / 1000}
+		if !h.downSince.IsZero() {
+			t := h.downSince
+			s.DownSince = &t
+		}
+		if !h.lastErrorAt.IsZero() {
+			t := h.lastErrorAt
+			s.LastErrorAt = &t
+		}
+		if !h.lastProbe.IsZero() {
+			t := h.lastProbe
+			s.LastProbe = &t
+		}
+		h.mu.Unlock()
+		out = append(out, s)
+	}
+	return out
+}
+
+// serveHealth answers GET HealthPath with {"connectors": [Status...]}. It
+// needs the catalog access, as it names upstreams.
+func (c *Connector) serveHealth(w http.ResponseWriter, r *http.Request) {
+	rt := registry.Route{Access: registry.AccessCatalog}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		c.writeError(w, r, &registry.Error{Code: registry.ErrUnsupported, Message: r.Method + " is not allowed here; allowed: GET, HEAD"})
+		return
+	}
+	if !c.authorize(w, r, rt) {
+		return
+	}
+	body, err := json.Marshal(struct {
+		Connectors []Status `json:"connectors"`
+	}{c.Status()})
+	if err != nil {
+		c.fail(w, r, err, registry.ErrUnknown, "")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}
