@@ -59,25 +59,25 @@ func (c *cli) dockerConfig() string {
 	return filepath.Join(c.home, ".docker", "config.json")
 }
 
-// result is one run of the CLI.
-type result struct {
+// cliResult is one run of the CLI.
+type cliResult struct {
 	args           []string
 	stdout, stderr string
 	code           int
 }
 
-func (r result) String() string {
+func (r cliResult) String() string {
 	return fmt.Sprintf("berth %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(r.args, " "), r.code, r.stdout, r.stderr)
 }
 
 // try runs the CLI and returns what happened, without judging.
-func (c *cli) try(args ...string) result {
+func (c *cli) try(args ...string) cliResult {
 	c.t.Helper()
 	return c.tryStdin("", args...)
 }
 
 // tryStdin runs the CLI with stdin.
-func (c *cli) tryStdin(stdin string, args ...string) result {
+func (c *cli) tryStdin(stdin string, args ...string) cliResult {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), toolTimeout)
 	defer cancel()
@@ -87,7 +87,7 @@ func (c *cli) tryStdin(stdin string, args ...string) result {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
-	r := result{args: args, stdout: stdout.String(), stderr: stderr.String()}
+	r := cliResult{args: args, stdout: stdout.String(), stderr: stderr.String()}
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
@@ -111,7 +111,7 @@ func (c *cli) ok(args ...string) string {
 
 // fails runs the CLI and fails the test unless it exits with code and its stderr holds
 // every one of want.
-func (c *cli) fails(code int, want []string, args ...string) result {
+func (c *cli) fails(code int, want []string, args ...string) cliResult {
 	c.t.Helper()
 	r := c.try(args...)
 	if r.code != code {
@@ -329,7 +329,7 @@ func (p *testPKI) issue(t testing.TB, name, dnsName string, server bool) (certFi
 }
 
 // copyFile copies src to dst, creating dst's directory.
-func copyFile(t testing.TB, src, dst string) {
+func copyTestFile(t testing.TB, src, dst string) {
 	t.Helper()
 	data, err := os.ReadFile(src)
 	if err != nil {

@@ -27,6 +27,7 @@ func main() {
 	root.AddCommand(newServeCmd())
 	root.AddCommand(newUserCmd())
 	root.AddCommand(newMigrateCmd())
+	addClientCommands(root)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "berth:", err)
 		var ue usageError
