@@ -85,8 +85,11 @@ func (e *Error) Is(target error) bool {
 		}
 		return e.hasCode(func(c string) bool { return strings.HasSuffix(c, "_UNKNOWN") })
 	case ErrUnauthorized:
+		// A token service refuses bad credentials the OAuth2 way (RFC 6749:
+		// 400 with error "invalid_grant"): a wrong password all the same.
 		return e.StatusCode == http.StatusUnauthorized ||
-			e.hasCode(func(c string) bool { return c == "UNAUTHORIZED" })
+			e.hasCode(func(c string) bool { return c == "UNAUTHORIZED" }) ||
+			(e.StatusCode == http.StatusBadRequest && e.hasDetail("invalid_grant"))
 	case ErrDenied:
 		return e.StatusCode == http.StatusForbidden ||
 			e.hasCode(func(c string) bool { return c == "DENIED" })
@@ -97,6 +100,15 @@ func (e *Error) Is(target error) bool {
 func (e *Error) hasCode(match func(string) bool) bool {
 	for _, d := range e.Errors {
 		if match(d.Code) {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *Error) hasDetail(v string) bool {
+	for _, d := range e.Errors {
+		if d.Code == v || d.Message == v {
 			return true
 		}
 	}

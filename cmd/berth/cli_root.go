@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -120,27 +119,12 @@ func exitCode(err error) int {
 	switch {
 	case errors.As(err, &ue), errors.Is(err, client.ErrInvalidReference):
 		return exitUsage
-	case errors.Is(err, client.ErrUnauthorized), errors.Is(err, client.ErrDenied), invalidGrant(err):
+	case errors.Is(err, client.ErrUnauthorized), errors.Is(err, client.ErrDenied):
 		return exitUnauthorized
 	case errors.Is(err, client.ErrNotFound):
 		return exitNotFound
 	}
 	return exitFailure
-}
-
-// invalidGrant reports an OAuth2 token service refusing the credentials: RFC 6749 has it
-// answer 400 with error "invalid_grant", which is a wrong password all the same.
-func invalidGrant(err error) bool {
-	var re *client.RegistryError
-	if !errors.As(err, &re) || re.StatusCode != http.StatusBadRequest {
-		return false
-	}
-	for _, d := range re.Errors {
-		if d.Code == "invalid_grant" || d.Message == "invalid_grant" {
-			return true
-		}
-	}
-	return false
 }
 
 // category names an error's category for --json output.
@@ -174,7 +158,7 @@ func hint(err error) string {
 		return " (the registry wants a client certificate: put client.cert and client.key in CERTS_DIR/HOST:PORT/, see --certs-dir)"
 	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		return " (the registry speaks plain HTTP: name it with --insecure-registry)"
-	case errors.Is(err, client.ErrUnauthorized), invalidGrant(err):
+	case errors.Is(err, client.ErrUnauthorized):
 		var ce *client.Error
 		if errors.As(err, &ce) && ce.Op == "login" {
 			return " (wrong user name or password)"
