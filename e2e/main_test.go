@@ -50,7 +50,7 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(suite.work)
 
-	if bin := os.Getenv("BERTH_BIN"); bin != "" {
+	if bin := os.Getenv("E2E_BERTH_BIN"); bin != "" {
 		suite.berth, suite.berthErr = filepath.Abs(bin)
 	} else {
 		suite.berth = filepath.Join(suite.work, "berth")
