@@ -15,10 +15,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/berthhq/berth/connector"
+	"github.com/berthhq/berth/storage/driver/s3"
 )
 
 // Config is the whole configuration. The yaml names are the file's keys;
@@ -45,10 +47,53 @@ type Config struct {
 
 // Storage selects the blob storage driver.
 type Storage struct {
-	// Driver is "filesystem" (default) or "inmemory".
+	// Driver is "filesystem" (default), "inmemory" or "s3".
 	Driver string `yaml:"driver"`
 	// Root is the filesystem driver's directory; default DATA/storage.
 	Root string `yaml:"root"`
+	// S3 configures the s3 driver.
+	S3 S3 `yaml:"s3"`
+}
+
+// S3 configures the driver for S3-compatible object stores.
+type S3 struct {
+	// Endpoint is the service URL; empty for AWS S3.
+	Endpoint string `yaml:"endpoint"`
+	// Region is the bucket's region.
+	Region string `yaml:"region"`
+	// Bucket is required.
+	Bucket string `yaml:"bucket"`
+	// RootDirectory is a key prefix inside the bucket.
+	RootDirectory string `yaml:"rootDirectory"`
+	// AccessKey and SecretKey go together; both empty means the AWS
+	// default credential chain. The secret is never logged.
+	AccessKey    string `yaml:"accessKey"`
+	SecretKey    string `yaml:"secretKey"`
+	SessionToken string `yaml:"sessionToken"`
+	// PathStyle addresses buckets in the path (MinIO and most non-AWS
+	// stores need it).
+	PathStyle bool `yaml:"pathStyle"`
+	// PartSize is the multipart part size in bytes (0: the default).
+	PartSize int64 `yaml:"partSize"`
+	// Redirect sends blob GETs to presigned URLs.
+	Redirect bool `yaml:"redirect"`
+	// RedirectExpirySeconds is how long a presigned URL lives (0: default).
+	RedirectExpirySeconds int `yaml:"redirectExpirySeconds"`
+	// InsecureSkipVerify accepts any TLS certificate from the endpoint.
+	InsecureSkipVerify bool `yaml:"insecureSkipVerify"`
+	// MaxAttempts bounds retries of throttled or failed requests (0: default).
+	MaxAttempts int `yaml:"maxAttempts"`
+}
+
+// Options returns the s3 driver's options.
+func (c S3) Options() s3.Options {
+	return s3.Options{
+		Endpoint: c.Endpoint, Region: c.Region, Bucket: c.Bucket, RootDirectory: c.RootDirectory,
+		AccessKey: c.AccessKey, SecretKey: c.SecretKey, SessionToken: c.SessionToken,
+		PathStyle: c.PathStyle, PartSize: c.PartSize, Redirect: c.Redirect,
+		RedirectExpiry:     time.Duration(c.RedirectExpirySeconds) * time.Second,
+		InsecureSkipVerify: c.InsecureSkipVerify, MaxAttempts: c.MaxAttempts,
+	}
 }
 
 // Metadata selects the metadata store.
@@ -368,8 +413,13 @@ func (c *Config) Validate() error {
 			c.Storage.Root = filepath.Join(c.Data, "storage")
 		}
 	case "inmemory":
+	case "s3":
+		opts := c.Storage.S3.Options()
+		if err := opts.Validate(); err != nil {
+			bad("storage.s3: %v", err)
+		}
 	default:
-		bad("storage.driver %q: want filesystem or inmemory", c.Storage.Driver)
+		bad("storage.driver %q: want filesystem, inmemory or s3", c.Storage.Driver)
 	}
 	switch c.Metadata.Driver {
 	case "sqlite":

@@ -196,7 +196,11 @@ func TestValidateBadValues(t *testing.T) {
 		{"port missing", func(c *Config) { c.Addr = "127.0.0.1:" }, []string{"addr", "port"}},
 		{"bad host", func(c *Config) { c.Addr = "a b:5000" }, []string{"addr", "host"}},
 		{"no data", func(c *Config) { c.Data = "" }, []string{"data"}},
-		{"unknown storage driver", func(c *Config) { c.Storage.Driver = "s3" }, []string{"storage.driver", "s3", "filesystem", "inmemory"}},
+		{"unknown storage driver", func(c *Config) { c.Storage.Driver = "gcs" }, []string{"storage.driver", "gcs", "filesystem", "inmemory", "s3"}},
+		{"s3 without bucket", func(c *Config) { c.Storage.Driver = "s3" }, []string{"storage.s3", "bucket"}},
+		{"s3 half a key pair", func(c *Config) {
+			c.Storage.Driver, c.Storage.S3.Bucket, c.Storage.S3.AccessKey = "s3", "b", "k"
+		}, []string{"storage.s3", "secret key"}},
 		{"unknown metadata driver", func(c *Config) { c.Metadata.Driver = "mysql" }, []string{"metadata.driver", "mysql", "sqlite", "postgres"}},
 		{"postgres without dsn", func(c *Config) { c.Metadata.Driver = "postgres" }, []string{"metadata.dsn", "required"}},
 		{"maxSize too small", func(c *Config) { c.Manifests.MaxSize = 100 }, []string{"manifests.maxSize", "100", "1024"}},

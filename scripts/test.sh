@@ -52,7 +52,7 @@ install_deps() {
   # The race detector needs cgo, hence a C toolchain.
   command -v gcc >/dev/null || debs+=(gcc libc6-dev)
   as_root bash "$shared/install-debs.sh" "${debs[@]}" || soft_fail "could not install ${debs[*]}"
-  bash "$shared/install-peers.sh" conformance crane regctl oras distribution >/dev/null ||
+  bash "$shared/install-peers.sh" conformance crane regctl oras distribution minio >/dev/null ||
     soft_fail "could not install the peer clients"
   go mod download
 }

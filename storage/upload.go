@@ -51,7 +51,19 @@ func uploadInfoPath(id string) string {
 	return uploadDir(id) + "/info"
 }
 
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+// Uploads move data in buffers of copyBufSize, at most copyBufCount of
+// them per request: small enough that many concurrent uploads stay cheap
+// in memory, large enough that one read from a socket rarely fills one.
+const (
+	copyBufSize  = 64 << 10
+	copyBufCount = 4
+	// pipeThreshold is how much of a body is hashed inline before a
+	// second goroutine takes over the hashing: below it, starting one
+	// costs more than it saves.
+	pipeThreshold = 1 << 20
+)
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
 
 // lock serialises work on one session within this process.
 func (s *Store) lock(id string) func() {
@@ -134,14 +146,20 @@ func (s *Store) Status(ctx context.Context, repo, id string) (*Upload, error) {
 	if err != nil {
 		return nil, err
 	}
-	fi, err := s.d.Stat(ctx, uploadData(id))
+	// The writer knows the length: object stores show appended bytes only
+	// once they are committed, so Stat would not.
+	w, err := s.d.Writer(ctx, uploadData(id), true)
 	if errors.Is(err, driver.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %s", ErrUploadUnknown, id)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &Upload{ID: id, Repo: repo, Size: fi.Size(), StartedAt: info.StartedAt}, nil
+	size := w.Size()
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return &Upload{ID: id, Repo: repo, Size: size, StartedAt: info.StartedAt}, nil
 }
 
 // session is an open session during one request.
@@ -181,8 +199,11 @@ func (s *Store) open(ctx context.Context, repo, id string, start int64) (*sessio
 		// writing one and the other): hash what is really there.
 		h = sha256.New()
 		if err := s.hashFile(ctx, id, w.Size(), h); err != nil {
-			_ = w.Close()
-			return nil, err
+			// Object stores cannot read back uncommitted data: such a
+			// session cannot be continued, so the client starts over.
+			_ = w.Cancel(ctx)
+			_ = s.d.Delete(ctx, uploadDir(id))
+			return nil, fmt.Errorf("%w: %s cannot be resumed: %v", ErrUploadUnknown, id, err)
 		}
 	}
 	return &session{s: s, id: id, info: info, w: w, h: h}, nil
@@ -206,29 +227,109 @@ func (s *Store) hashFile(ctx context.Context, id string, size int64, h hash.Hash
 	return nil
 }
 
-// write copies body into the session. Whatever was received is kept even
-// when the body breaks off, so the client can resume after it.
+// write copies body into the session. The request's goroutine reads the
+// body and writes the file; past pipeThreshold bytes another goroutine
+// hashes what was written, so a large upload goes at the pace of the
+// slower of the two rather than of their sum. The hash always covers
+// exactly the bytes the file took. Whatever was received is kept even when
+// the body breaks off, so the client can resume after it; errors of the
+// body are marked ErrSourceBroken, to tell a client that went away from a
+// failing backend.
 func (ss *session) write(body io.Reader) error {
 	if body == nil {
 		return nil
 	}
 	buf := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(buf)
-	_, err := io.CopyBuffer(io.MultiWriter(ss.w, ss.h), sourceReader{body}, *buf)
-	return err
+	var pipe *hashPipe
+	defer func() {
+		if pipe != nil {
+			pipe.close()
+		}
+		copyBufs.Put(buf)
+	}()
+	var total int64
+	for {
+		n, rerr := body.Read(*buf)
+		if n > 0 {
+			m, werr := ss.w.Write((*buf)[:n])
+			if werr == nil && m < n {
+				werr = io.ErrShortWrite
+			}
+			total += int64(m)
+			if pipe == nil && total >= pipeThreshold {
+				pipe = newHashPipe(ss.h)
+			}
+			if pipe != nil {
+				buf = pipe.hash(buf, m)
+			} else {
+				ss.h.Write((*buf)[:m])
+			}
+			if werr != nil {
+				return werr
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return fmt.Errorf("%w: %w", ErrSourceBroken, rerr)
+		}
+	}
 }
 
-// sourceReader marks errors of the reader the data comes from, so callers
-// can tell a broken request body (the client's fault) from a failing
-// backend.
-type sourceReader struct{ r io.Reader }
+// hashPipe hashes buffers on a goroutine of its own. The buffers circulate
+// between the writer and the hasher: at most copyBufCount of them are in
+// use by one request.
+type hashPipe struct {
+	h     hash.Hash
+	full  chan hashChunk // buffers waiting to be hashed
+	free  chan *[]byte   // hashed buffers, ready to be read into again
+	done  chan struct{}
+	extra int // buffers taken from the pool besides the writer's first
+}
 
-func (s sourceReader) Read(p []byte) (int, error) {
-	n, err := s.r.Read(p)
-	if err != nil && err != io.EOF {
-		err = fmt.Errorf("%w: %w", ErrSourceBroken, err)
+type hashChunk struct {
+	buf *[]byte
+	n   int
+}
+
+func newHashPipe(h hash.Hash) *hashPipe {
+	p := &hashPipe{
+		h:    h,
+		full: make(chan hashChunk, copyBufCount),
+		free: make(chan *[]byte, copyBufCount),
+		done: make(chan struct{}),
 	}
-	return n, err
+	go func() {
+		defer close(p.done)
+		for c := range p.full {
+			p.h.Write((*c.buf)[:c.n])
+			p.free <- c.buf
+		}
+	}()
+	return p
+}
+
+// hash hands over buf, whose first n bytes are to be hashed, and returns
+// a buffer to read into next, waiting for one while all are being hashed.
+func (p *hashPipe) hash(buf *[]byte, n int) *[]byte {
+	p.full <- hashChunk{buf, n}
+	if p.extra < copyBufCount-1 {
+		p.extra++
+		return copyBufs.Get().(*[]byte)
+	}
+	return <-p.free
+}
+
+// close waits until everything handed over is hashed, so that the hash
+// may be read, and returns the hashed buffers to the pool.
+func (p *hashPipe) close() {
+	close(p.full)
+	<-p.done
+	close(p.free)
+	for b := range p.free {
+		copyBufs.Put(b)
+	}
 }
 
 // save closes the writer, keeping the data, and records the hash state.
@@ -242,7 +343,9 @@ func (ss *session) save(ctx context.Context) (int64, error) {
 		return 0, err
 	}
 	ss.info.HashOffset, ss.info.HashState = size, state
-	return size, ss.s.writeInfo(ctx, ss.id, ss.info)
+	// The data is written: record its state even if the request is being
+	// cancelled, or data and state would disagree.
+	return size, ss.s.writeInfo(context.WithoutCancel(ctx), ss.id, ss.info)
 }
 
 // Append adds body to session id of repo, starting at offset start (-1:

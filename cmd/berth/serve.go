@@ -30,6 +30,7 @@ import (
 	"github.com/berthhq/berth/storage/driver"
 	"github.com/berthhq/berth/storage/driver/filesystem"
 	"github.com/berthhq/berth/storage/driver/inmemory"
+	"github.com/berthhq/berth/storage/driver/s3"
 )
 
 func newServeCmd() *cobra.Command {
@@ -130,10 +131,18 @@ func newLogger(cfg config.Config) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
+// storageConnectTimeout bounds how long berth waits for an object store at
+// start.
+const storageConnectTimeout = 30 * time.Second
+
 func openDriver(cfg config.Config) (driver.Driver, error) {
 	switch cfg.Storage.Driver {
 	case "inmemory":
 		return inmemory.New(), nil
+	case "s3":
+		ctx, cancel := context.WithTimeout(context.Background(), storageConnectTimeout)
+		defer cancel()
+		return s3.New(ctx, cfg.Storage.S3.Options())
 	default:
 		return filesystem.New(cfg.Storage.Root)
 	}
