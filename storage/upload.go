@@ -388,6 +388,9 @@ func (s *Store) Finish(ctx context.Context, repo, id string, start int64, body i
 		return 0, fmt.Errorf("upload %s: %w", id, err)
 	}
 	size := ss.w.Size()
+	if _, local := s.d.(driver.Opener); !local {
+		return s.finishByCopy(ctx, id, expected)
+	}
 	var got digest.Digest
 	if expected.Algorithm() == digest.SHA256 {
 		got = digest.NewDigest(digest.SHA256, ss.h)
@@ -413,6 +416,58 @@ func (s *Store) Finish(ctx context.Context, repo, id string, start int64, body i
 		return size, fmt.Errorf("clean upload %s: %w", id, err)
 	}
 	return size, nil
+}
+
+// finishByCopy verifies a committed upload by reading it back, hashing the
+// bytes while it writes them to a staging file only this call knows, and
+// moves that file into place only if the digest matches. Drivers without
+// local files may be shared by several processes (replicas), and nothing
+// stops two of them from writing one session at once: this way the bytes
+// that become the blob are always the bytes that were hashed, whatever
+// the session's saved hash state says.
+func (s *Store) finishByCopy(ctx context.Context, id string, expected digest.Digest) (int64, error) {
+	rc, err := s.d.Reader(ctx, uploadData(id), 0)
+	if err != nil {
+		return 0, fmt.Errorf("upload %s: %w", id, err)
+	}
+	defer rc.Close()
+	h := expected.Algorithm().Hash()
+	_, exists := s.Stat(ctx, expected)
+	var dst io.Writer = h
+	var w driver.FileWriter
+	staging := uploadDir(id) + "/verified-" + uuid.NewString()
+	if exists != nil {
+		if w, err = s.d.Writer(ctx, staging, false); err != nil {
+			return 0, fmt.Errorf("upload %s: %w", id, err)
+		}
+		dst = io.MultiWriter(w, h)
+	}
+	buf := copyBufs.Get().(*[]byte)
+	n, err := io.CopyBuffer(dst, rc, *buf)
+	copyBufs.Put(buf)
+	got := digest.NewDigest(expected.Algorithm(), h)
+	if err != nil || got != expected {
+		if w != nil {
+			_ = w.Cancel(ctx)
+		}
+		_ = s.d.Delete(ctx, uploadDir(id))
+		if err != nil {
+			return 0, fmt.Errorf("upload %s: %w", id, err)
+		}
+		return 0, fmt.Errorf("%w: expected %s, content has %s", ErrDigestMismatch, expected, got)
+	}
+	if w != nil {
+		if err := w.Commit(ctx); err != nil {
+			return 0, fmt.Errorf("upload %s: %w", id, err)
+		}
+		if err := s.d.Move(ctx, staging, blobPath(expected)); err != nil {
+			return 0, fmt.Errorf("store blob %s: %w", expected, err)
+		}
+	}
+	if err := s.d.Delete(ctx, uploadDir(id)); err != nil && !errors.Is(err, driver.ErrNotFound) {
+		return n, fmt.Errorf("clean upload %s: %w", id, err)
+	}
+	return n, nil
 }
 
 // Put stores body as blob expected in one go (a monolithic upload).
