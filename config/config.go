@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/berthhq/berth/connector"
+	"github.com/berthhq/berth/gc"
 	"github.com/berthhq/berth/storage/driver/s3"
 )
 
@@ -38,8 +39,12 @@ type Config struct {
 	Manifests Manifests `yaml:"manifests"`
 	Uploads   Uploads   `yaml:"uploads"`
 	Log       Log       `yaml:"log"`
-	Auth      Auth      `yaml:"auth"`
-	TLS       TLS       `yaml:"tls"`
+	// GC schedules garbage collection; see package gc.
+	GC gc.Config `yaml:"gc"`
+	// Retention holds the retention rules (file only); see package gc.
+	Retention gc.Retention `yaml:"retention"`
+	Auth      Auth         `yaml:"auth"`
+	TLS       TLS          `yaml:"tls"`
 	// Registries route repository names by prefix to hosted, cache
 	// (pull-through) and virtual registries; see package connector.
 	Registries connector.Config `yaml:"registries"`
@@ -244,6 +249,7 @@ func Default() Config {
 		Manifests: Manifests{MaxSize: 4 << 20},
 		Uploads:   Uploads{MaxAgeHours: 168},
 		Log:       Log{Level: "info", Format: "text"},
+		GC:        gc.DefaultConfig(),
 		Auth: Auth{
 			Mode:  AuthNone,
 			Realm: "berth",
@@ -454,6 +460,12 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	c.validateTLS(bad)
+	if err := c.GC.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Retention.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 

@@ -5,8 +5,8 @@
 // lives here, so the catalog, tag lists, referrers and search never walk
 // storage.
 //
-// Implementations (SQLite in metadata/sqlite; others may follow) run the
-// shared suite in metadata/metadatatest.
+// Implementations (SQLite in metadata/sqlite, PostgreSQL in
+// metadata/postgres) run the shared suite in metadata/metadatatest.
 package metadata
 
 import (
@@ -24,6 +24,16 @@ var (
 	// ErrRepositoryNotFound: nothing was ever pushed to the repository, or
 	// everything in it was deleted.
 	ErrRepositoryNotFound = errors.New("repository not found")
+	// ErrCollected: something the call needs was removed by garbage
+	// collection while the caller was working with it: a manifest refers
+	// to a blob or child manifest that garbage collection removed from the
+	// repository since the client checked it, or LinkBlob found that the
+	// bytes the caller relied on were deleted. Pushing the missing content
+	// again succeeds.
+	ErrCollected = errors.New("removed by garbage collection")
+	// ErrGCLocked: another garbage collection (in this process or another
+	// replica) holds the lock.
+	ErrGCLocked = errors.New("garbage collection already running")
 )
 
 // Descriptor is an entry of a referrers index.
@@ -77,8 +87,20 @@ type Manifest struct {
 // The suite in metadata/metadatatest checks all of this.
 type Store interface {
 	// PutBlob records that repo may serve blob d of the given size,
-	// creating the repository if needed. Repeating it is harmless.
+	// creating the repository if needed. Repeating it is harmless, and
+	// renews the link's time (see BlobLink.LinkedAt). It is LinkBlob
+	// without a presence check.
 	PutBlob(ctx context.Context, repo string, d digest.Digest, size int64) error
+	// LinkBlob is PutBlob for a caller that relies on the blob's bytes
+	// being in storage without having written them itself (an upload that
+	// found them already stored, a mount, a cache fill). When no
+	// repository links d yet, present is called inside the transaction,
+	// after the blob is locked against DeleteUnlinkedBlob, and an error
+	// from it aborts the call unchanged (present should return an error
+	// wrapping ErrCollected when the bytes are missing). When some
+	// repository links d, its bytes cannot have been collected and present
+	// is not called. A nil present makes LinkBlob PutBlob.
+	LinkBlob(ctx context.Context, repo string, d digest.Digest, size int64, present func(context.Context) error) error
 	// BlobSize returns the size of blob d if repo may serve it, or
 	// ErrNotFound.
 	BlobSize(ctx context.Context, repo string, d digest.Digest) (int64, error)
@@ -91,7 +113,13 @@ type Store interface {
 
 	// PutManifest stores m in repo (replacing a manifest of the same digest,
 	// but keeping its CreatedAt) and points each of tags at it, in one
-	// transaction. It creates the repository if needed.
+	// transaction, stamping the tags with the time of the call. It creates
+	// the repository if needed. It fails with ErrCollected, storing
+	// nothing, if m references a blob or child manifest that garbage
+	// collection removed from repo (CollectRepository) and that has not
+	// been pushed again since, until the tombstone is purged
+	// (PurgeTombstones): the client checked that content before garbage
+	// collection removed it.
 	PutManifest(ctx context.Context, repo string, m *Manifest, tags ...string) error
 	// GetManifest returns the manifest of digest d in repo, or ErrNotFound.
 	GetManifest(ctx context.Context, repo string, d digest.Digest) (*Manifest, error)
@@ -121,6 +149,9 @@ type Store interface {
 	// empty query matches every repository, and '%', '_' and '*' in it
 	// are plain characters.
 	SearchRepositories(ctx context.Context, query string, n int) ([]string, error)
+
+	// Collector holds what garbage collection needs (gc.go).
+	Collector
 
 	// Close releases the store's resources.
 	Close() error

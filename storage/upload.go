@@ -405,10 +405,9 @@ func (s *Store) Finish(ctx context.Context, repo, id string, start int64, body i
 		_ = s.d.Delete(ctx, uploadDir(id))
 		return 0, fmt.Errorf("%w: expected %s, content has %s", ErrDigestMismatch, expected, got)
 	}
-	if _, err := s.Stat(ctx, expected); err == nil {
-		// Already stored by another upload: the content is identical.
-		return size, s.d.Delete(ctx, uploadDir(id))
-	}
+	// Even when the blob is stored already the new copy replaces it (the
+	// content is identical): the bytes are then fresh, which garbage
+	// collection's grace period protects until the blob is linked.
 	if err := s.d.Move(ctx, uploadData(id), blobPath(expected)); err != nil {
 		return 0, fmt.Errorf("store blob %s: %w", expected, err)
 	}
@@ -432,37 +431,30 @@ func (s *Store) finishByCopy(ctx context.Context, id string, expected digest.Dig
 	}
 	defer rc.Close()
 	h := expected.Algorithm().Hash()
-	_, exists := s.Stat(ctx, expected)
-	var dst io.Writer = h
-	var w driver.FileWriter
 	staging := uploadDir(id) + "/verified-" + uuid.NewString()
-	if exists != nil {
-		if w, err = s.d.Writer(ctx, staging, false); err != nil {
-			return 0, fmt.Errorf("upload %s: %w", id, err)
-		}
-		dst = io.MultiWriter(w, h)
+	w, err := s.d.Writer(ctx, staging, false)
+	if err != nil {
+		return 0, fmt.Errorf("upload %s: %w", id, err)
 	}
 	buf := copyBufs.Get().(*[]byte)
-	n, err := io.CopyBuffer(dst, rc, *buf)
+	n, err := io.CopyBuffer(io.MultiWriter(w, h), rc, *buf)
 	copyBufs.Put(buf)
 	got := digest.NewDigest(expected.Algorithm(), h)
 	if err != nil || got != expected {
-		if w != nil {
-			_ = w.Cancel(ctx)
-		}
+		_ = w.Cancel(ctx)
 		_ = s.d.Delete(ctx, uploadDir(id))
 		if err != nil {
 			return 0, fmt.Errorf("upload %s: %w", id, err)
 		}
 		return 0, fmt.Errorf("%w: expected %s, content has %s", ErrDigestMismatch, expected, got)
 	}
-	if w != nil {
-		if err := w.Commit(ctx); err != nil {
-			return 0, fmt.Errorf("upload %s: %w", id, err)
-		}
-		if err := s.d.Move(ctx, staging, blobPath(expected)); err != nil {
-			return 0, fmt.Errorf("store blob %s: %w", expected, err)
-		}
+	if err := w.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("upload %s: %w", id, err)
+	}
+	// Replacing a stored copy keeps the bytes fresh for garbage
+	// collection's grace period, as in Finish.
+	if err := s.d.Move(ctx, staging, blobPath(expected)); err != nil {
+		return 0, fmt.Errorf("store blob %s: %w", expected, err)
 	}
 	if err := s.d.Delete(ctx, uploadDir(id)); err != nil && !errors.Is(err, driver.ErrNotFound) {
 		return n, fmt.Errorf("clean upload %s: %w", id, err)

@@ -27,6 +27,7 @@ func main() {
 	root.AddCommand(newServeCmd())
 	root.AddCommand(newUserCmd())
 	root.AddCommand(newMigrateCmd())
+	root.AddCommand(newGCCmd())
 	addClientCommands(root)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "berth:", err)

@@ -22,6 +22,7 @@ import (
 	"github.com/berthhq/berth/auth"
 	"github.com/berthhq/berth/config"
 	"github.com/berthhq/berth/connector"
+	"github.com/berthhq/berth/gc"
 	"github.com/berthhq/berth/metadata"
 	"github.com/berthhq/berth/metadata/postgres"
 	"github.com/berthhq/berth/metadata/sqlite"
@@ -179,6 +180,10 @@ func serve(ctx context.Context, cfg config.Config) error {
 	}
 	defer meta.Close()
 	blobs := storage.New(drv)
+	// Every blob link checks, under garbage collection's lock, that the
+	// bytes are still stored (see gc.Guard): the registry and the
+	// connectors get the guarded store.
+	meta = gc.Guard(meta, blobs)
 	gate, err := newGate(cfg, log)
 	if err != nil {
 		return err
@@ -229,6 +234,14 @@ func serve(ctx context.Context, cfg config.Config) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	go purgeUploads(ctx, log, blobs, time.Duration(cfg.Uploads.MaxAgeHours)*time.Hour)
+	if interval := cfg.GC.Interval(); interval > 0 {
+		gcOpts, err := cfg.GC.Options(cfg.Retention)
+		if err != nil {
+			return err
+		}
+		gcOpts.Log = log
+		go func() { _ = gc.NewScheduler(meta, blobs, interval, gcOpts).Run(ctx) }()
+	}
 	log.Info("berth listening", "addr", ln.Addr().String(), "data", cfg.Data, "storage", cfg.Storage.Driver, "metadata", cfg.Metadata.Driver,
 		"auth", cfg.Auth.Mode, "tls", tlsConfig != nil)
 

@@ -72,6 +72,7 @@ func Run(t *testing.T, open func(t *testing.T) metadata.Store) {
 		{"CanceledContext", testCanceledContext},
 		{"Concurrency", testConcurrency},
 	}
+	tests = append(tests, gcTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t, open))

@@ -177,12 +177,32 @@ RETURNING id`
 	// pushes; the update only repairs a row recorded wrongly. Either way
 	// the row is locked until commit, so a concurrent DeleteBlob cannot
 	// remove it before the link below is committed.
+	//
+	// It returns a row only when it wrote one: true for a new row (xmax
+	// is zero in a version no transaction has locked or updated), false
+	// for a repaired one; no row means the row was there as it should be.
 	sqlPutBlob = `INSERT INTO blobs (digest, size) VALUES ($1, $2)
 ON CONFLICT (digest) DO UPDATE SET size = excluded.size
-WHERE blobs.size <> excluded.size`
+WHERE blobs.size <> excluded.size
+RETURNING xmax = 0`
 
-	sqlLinkBlob = `INSERT INTO repo_blobs (repo_id, digest) VALUES ($1, $2)
-ON CONFLICT DO NOTHING`
+	// A repeated link renews its time: the client is about to push a
+	// manifest that needs it.
+	sqlLinkBlob = `INSERT INTO repo_blobs (repo_id, digest, linked_at) VALUES ($1, $2, statement_timestamp())
+ON CONFLICT (repo_id, digest) DO UPDATE SET linked_at = excluded.linked_at`
+
+	sqlClearTombstone = `DELETE FROM gc_tombstones WHERE repo = $1 AND kind = $2 AND digest = $3`
+
+	// The first tombstone of content that a manifest about to be stored
+	// references ($2: its blobs, $4: its child manifests) and that is
+	// still absent from the repository ($1 name, $3 id).
+	sqlCollectedRefs = `SELECT t.digest FROM gc_tombstones AS t
+WHERE t.repo = $1 AND (
+	(t.kind = 0 AND t.digest = ANY($2::text[])
+		AND NOT EXISTS (SELECT 1 FROM repo_blobs AS rb WHERE rb.repo_id = $3 AND rb.digest = t.digest))
+	OR (t.kind = 1 AND t.digest = ANY($4::text[])
+		AND NOT EXISTS (SELECT 1 FROM manifests AS m WHERE m.repo_id = $3 AND m.digest = t.digest)))
+LIMIT 1`
 
 	sqlLockBlob = `SELECT 1 FROM blobs WHERE digest = $1 FOR UPDATE`
 
@@ -218,11 +238,14 @@ FROM unnest($4::text[]) WITH ORDINALITY AS u (child, ord)`
 
 	// The names come sorted and without duplicates: ON CONFLICT cannot
 	// touch a row twice in one statement, and rows locked in one order
-	// by every writer cannot deadlock.
-	sqlUpsertTags = `INSERT INTO tags (repo_id, name, manifest_id)
-SELECT $1, t.name, $3 FROM unnest($2::text[]) AS t (name)
-ON CONFLICT (repo_id, name) DO UPDATE SET manifest_id = excluded.manifest_id
-WHERE tags.manifest_id <> excluded.manifest_id`
+	// by every writer cannot deadlock. Every push of a tag renews its
+	// time, also one that leaves it where it was: retention counts tags
+	// by when they were last pushed.
+	sqlUpsertTags = `INSERT INTO tags (repo_id, name, manifest_id, updated_at)
+SELECT $1, t.name, $3, statement_timestamp() FROM unnest($2::text[]) AS t (name)
+ON CONFLICT (repo_id, name) DO UPDATE SET
+	manifest_id = excluded.manifest_id,
+	updated_at = excluded.updated_at`
 
 	// Tags and manifest_refs rows go with the manifest (ON DELETE CASCADE).
 	sqlDeleteManifest = `DELETE FROM manifests WHERE repo_id = $1 AND digest = $2`
@@ -379,14 +402,40 @@ func prune(ctx context.Context, tx pgx.Tx, id int64) error {
 
 // PutBlob records that repo may serve blob d of the given size.
 func (s *Store) PutBlob(ctx context.Context, repo string, d digest.Digest, size int64) error {
+	return s.LinkBlob(ctx, repo, d, size, nil)
+}
+
+// LinkBlob records that repo may serve blob d, checking with present first
+// when no repository links d. Inserting the blob's row locks it until
+// commit (and waits for a DeleteUnlinkedBlob holding it), so present runs
+// while the bytes cannot be deleted, and a DeleteUnlinkedBlob that got the
+// row first has finished deleting them by the time present looks.
+func (s *Store) LinkBlob(ctx context.Context, repo string, d digest.Digest, size int64, present func(context.Context) error) error {
 	err := s.write(ctx, func(tx pgx.Tx) error {
 		id, err := ensureRepo(ctx, tx, repo)
 		if err != nil {
 			return err
 		}
+		if present == nil {
+			var b pgx.Batch
+			b.Queue(sqlPutBlob, string(d), size)
+			b.Queue(sqlLinkBlob, id, string(d))
+			b.Queue(sqlClearTombstone, repo, refBlob, string(d))
+			return tx.SendBatch(ctx, &b).Close()
+		}
+		var inserted bool
+		err = tx.QueryRow(ctx, sqlPutBlob, string(d), size).Scan(&inserted)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if inserted {
+			if err := present(ctx); err != nil {
+				return err
+			}
+		}
 		var b pgx.Batch
-		b.Queue(sqlPutBlob, string(d), size)
 		b.Queue(sqlLinkBlob, id, string(d))
+		b.Queue(sqlClearTombstone, repo, refBlob, string(d))
 		return tx.SendBatch(ctx, &b).Close()
 	})
 	if err != nil {
@@ -484,6 +533,19 @@ func (s *Store) PutManifest(ctx context.Context, repo string, m *metadata.Manife
 		if err != nil {
 			return err
 		}
+		// Holding the repository row (shared), this runs after any
+		// collection of the repository committed, and none starts
+		// before this transaction ends.
+		if blobList != nil || manifestList != nil {
+			var gone string
+			err := tx.QueryRow(ctx, sqlCollectedRefs, repo, blobList, repoID, manifestList).Scan(&gone)
+			if err == nil {
+				return fmt.Errorf("%w: %s was removed from the repository; push it again", metadata.ErrCollected, gone)
+			}
+			if !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+		}
 		var id int64
 		if err := tx.QueryRow(ctx, sqlUpsertManifest,
 			repoID, string(m.Digest), m.MediaType, m.ArtifactType, m.Size,
@@ -492,6 +554,7 @@ func (s *Store) PutManifest(ctx context.Context, repo string, m *metadata.Manife
 			return err
 		}
 		var b pgx.Batch
+		b.Queue(sqlClearTombstone, repo, refManifest, string(m.Digest))
 		b.Queue(sqlDeleteRefs, id)
 		if blobList != nil {
 			b.Queue(sqlInsertRefs, id, refBlob, repoID, blobList)

@@ -466,6 +466,9 @@ func TestQueryPlans(t *testing.T) {
 			SELECT m.repo_id, 'big-' || lpad(i::text, 5, '0'), m.id
 			FROM manifests AS m, generate_series(1, 5000) AS i
 			WHERE m.digest = 'sha256:' || md5('7-1')`,
+		`INSERT INTO gc_tombstones (repo, kind, digest, removed_at)
+			SELECT 'org/repo-' || lpad((i % 3000)::text, 5, '0'), i % 2, 'sha256:' || md5('t' || i), now()
+			FROM generate_series(1, 3000) AS i`,
 		`VACUUM ANALYZE`,
 	}
 	for _, q := range fixture {
@@ -502,6 +505,17 @@ func TestQueryPlans(t *testing.T) {
 		{"prune", sqlPruneRepo, []any{42}, false},
 		{"dropBlob", sqlDropBlob, []any{"sha256:x"}, false},
 		{"lockRepo", sqlLockRepo, []any{"org/repo-00042"}, false},
+		{"collectedRefs", sqlCollectedRefs, []any{"org/repo-00042", []string{"sha256:x", "sha256:y"}, 42, []string{"sha256:z"}}, false},
+		{"clearTombstone", sqlClearTombstone, []any{"org/repo-00042", 0, "sha256:x"}, false},
+		{"stateTags", sqlStateTags, []any{42}, true},
+		{"stateTags (many)", sqlStateTags, []any{7}, true},
+		{"stateManifests", sqlStateManifests, []any{42}, true},
+		{"stateBlobs", sqlStateBlobs, []any{42}, true},
+		{"blobLinked", sqlBlobLinked, []any{"sha256:x"}, false},
+		{"dropBlobs", sqlDropBlobs, []any{[]string{"sha256:x"}}, true},
+		{"collectTags", sqlCollectTags, []any{42, []string{"v1"}}, true},
+		{"collectManifests", sqlCollectManifests, []any{42, []string{"sha256:x"}}, true},
+		{"collectLinks", sqlCollectLinks, []any{42, []string{"sha256:x"}}, true},
 	} {
 		for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
 			var settings []string

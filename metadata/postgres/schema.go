@@ -21,7 +21,8 @@ import (
 //     default locale. Their indexes inherit the collation, so "name > $1
 //     ORDER BY name" is a range scan.
 //   - A blobs row exists only while some repo_blobs row links it, so
-//     AnyBlobSize is one primary-key lookup. repo_blobs.digest references
+//     AnyBlobSize is one primary-key lookup, and a missing row tells
+//     LinkBlob that the bytes may have been collected. repo_blobs.digest references
 //     it without ON DELETE: a delete that would orphan a link fails rather
 //     than losing it.
 //   - A manifest's references are stored twice, in one transaction:
@@ -92,9 +93,37 @@ CREATE TABLE tags (
 );
 CREATE INDEX tags_by_manifest ON tags (manifest_id);
 `,
+	// 2: garbage collection. Links and tags get times: links existing
+	// before take the migration's time, so they get a full grace period;
+	// tags take their manifest's push time. gc_tombstones records what
+	// collection removed (kind as in manifest_refs), so PutManifest can
+	// refuse references to it; gc_runs holds the time of the last
+	// complete collection.
+	`
+ALTER TABLE repo_blobs ADD COLUMN linked_at timestamptz NOT NULL DEFAULT statement_timestamp();
+
+ALTER TABLE tags ADD COLUMN updated_at timestamptz;
+UPDATE tags AS t SET updated_at = m.created_at FROM manifests AS m WHERE m.id = t.manifest_id;
+ALTER TABLE tags
+	ALTER COLUMN updated_at SET NOT NULL,
+	ALTER COLUMN updated_at SET DEFAULT statement_timestamp();
+
+CREATE TABLE gc_tombstones (
+	repo       text COLLATE "C" NOT NULL,
+	kind       smallint NOT NULL,
+	digest     text COLLATE "C" NOT NULL,
+	removed_at timestamptz NOT NULL,
+	PRIMARY KEY (repo, kind, digest)
+);
+
+CREATE TABLE gc_runs (
+	id          smallint PRIMARY KEY CHECK (id = 1),
+	finished_at timestamptz NOT NULL
+);
+`,
 }
 
-// Kinds of manifest_refs rows.
+// Kinds of manifest_refs and gc_tombstones rows.
 const (
 	refBlob     = 0 // a blob the manifest references (config, layer)
 	refManifest = 1 // a child manifest of an index

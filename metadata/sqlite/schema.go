@@ -20,7 +20,8 @@ import (
 //     after it would cost extra page reads for the referrers listing, which
 //     never needs the content.
 //   - A blobs row exists only while some repo_blobs row links it, so
-//     AnyBlobSize is one primary-key lookup.
+//     AnyBlobSize is one primary-key lookup, and a missing row tells
+//     LinkBlob that the bytes may have been collected.
 //   - A manifest's references are stored twice, in one transaction:
 //     manifests.blob_list and manifest_list (JSON arrays in manifest order,
 //     NULL when empty) are what reads return, without a join on the hot
@@ -87,9 +88,36 @@ CREATE TABLE tags (
 ) WITHOUT ROWID;
 CREATE INDEX tags_by_manifest ON tags (manifest_id);
 `,
+	// 2: garbage collection. Links and tags get times (nanoseconds since
+	// the Unix epoch, as manifests.created_at): links existing before
+	// take the migration's time, so they get a full grace period; tags
+	// take their manifest's push time. gc_tombstones records what
+	// collection removed (kind as in manifest_refs), so PutManifest can
+	// refuse references to it; gc_runs holds the time of the last
+	// complete collection.
+	`
+ALTER TABLE repo_blobs ADD COLUMN linked_at INTEGER NOT NULL DEFAULT 0;
+UPDATE repo_blobs SET linked_at = CAST(unixepoch('subsec') * 1000000000 AS INTEGER);
+
+ALTER TABLE tags ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0;
+UPDATE tags SET updated_at = (SELECT m.created_at FROM manifests AS m WHERE m.id = tags.manifest_id);
+
+CREATE TABLE gc_tombstones (
+	repo       TEXT NOT NULL COLLATE BINARY,
+	kind       INTEGER NOT NULL,
+	digest     TEXT NOT NULL,
+	removed_at INTEGER NOT NULL,
+	PRIMARY KEY (repo, kind, digest)
+) WITHOUT ROWID;
+
+CREATE TABLE gc_runs (
+	id          INTEGER PRIMARY KEY CHECK (id = 1),
+	finished_at INTEGER NOT NULL
+);
+`,
 }
 
-// Kinds of manifest_refs rows.
+// Kinds of manifest_refs and gc_tombstones rows.
 const (
 	refBlob     = 0 // a blob the manifest references (config, layer)
 	refManifest = 1 // a child manifest of an index

@@ -71,8 +71,9 @@ const busyTimeout = 10 * time.Second
 // Store is a metadata.Store backed by a SQLite database file. It is safe for
 // concurrent use; see the package documentation for how.
 type Store struct {
-	wdb *sql.DB // one connection: all writes
-	rdb *sql.DB // pool of query_only connections: all reads
+	wdb  *sql.DB // one connection: all writes
+	rdb  *sql.DB // pool of query_only connections: all reads
+	path string  // absolute path of the database file
 
 	// Read statements, prepared on rdb (database/sql prepares each on a
 	// pooled connection the first time that connection runs it).
@@ -92,7 +93,9 @@ type Store struct {
 	upsertManifest, deleteRefs *sql.Stmt
 	insertRef, upsertTag       *sql.Stmt
 	deleteManifest, deleteTag  *sql.Stmt
-	pruneRepo                  *sql.Stmt
+	pruneRepo, blobRow         *sql.Stmt
+	collectedRefs, clearTomb   *sql.Stmt
+	tombstone                  *sql.Stmt
 	writeStmts                 []*sql.Stmt
 
 	closeOnce sync.Once
@@ -170,8 +173,12 @@ LIMIT ?2`
 	sqlPutBlob = `INSERT INTO blobs (digest, size) VALUES (?1, ?2)
 ON CONFLICT (digest) DO UPDATE SET size = excluded.size WHERE size <> excluded.size`
 
-	sqlLinkBlob = `INSERT INTO repo_blobs (repo_id, digest) VALUES (?1, ?2)
-ON CONFLICT DO NOTHING`
+	// A repeated link renews its time: the client is about to push a
+	// manifest that needs it.
+	sqlLinkBlob = `INSERT INTO repo_blobs (repo_id, digest, linked_at) VALUES (?1, ?2, ?3)
+ON CONFLICT (repo_id, digest) DO UPDATE SET linked_at = excluded.linked_at`
+
+	sqlBlobRow = `SELECT 1 FROM blobs WHERE digest = ?1`
 
 	sqlUnlinkBlob = `DELETE FROM repo_blobs WHERE repo_id = ?1 AND digest = ?2`
 
@@ -200,9 +207,28 @@ RETURNING id`
 	sqlInsertRef = `INSERT INTO manifest_refs (manifest_id, kind, position, repo_id, child)
 VALUES (?1, ?2, ?3, ?4, ?5)`
 
-	sqlUpsertTag = `INSERT INTO tags (repo_id, name, manifest_id) VALUES (?1, ?2, ?3)
-ON CONFLICT (repo_id, name) DO UPDATE SET manifest_id = excluded.manifest_id
-WHERE manifest_id <> excluded.manifest_id`
+	// Every push of a tag renews its time, also one that leaves it where
+	// it was: retention counts tags by when they were last pushed.
+	sqlUpsertTag = `INSERT INTO tags (repo_id, name, manifest_id, updated_at) VALUES (?1, ?2, ?3, ?4)
+ON CONFLICT (repo_id, name) DO UPDATE SET
+	manifest_id = excluded.manifest_id,
+	updated_at = excluded.updated_at`
+
+	// The first tombstone of content that a manifest about to be stored
+	// references (?2: its blobs, ?4: its child manifests, as JSON lists)
+	// and that is still absent from the repository (?1 name, ?3 id).
+	sqlCollectedRefs = `SELECT t.digest FROM gc_tombstones AS t
+WHERE t.repo = ?1 AND (
+	(t.kind = 0 AND t.digest IN (SELECT value FROM json_each(?2))
+		AND NOT EXISTS (SELECT 1 FROM repo_blobs AS rb WHERE rb.repo_id = ?3 AND rb.digest = t.digest))
+	OR (t.kind = 1 AND t.digest IN (SELECT value FROM json_each(?4))
+		AND NOT EXISTS (SELECT 1 FROM manifests AS m WHERE m.repo_id = ?3 AND m.digest = t.digest)))
+LIMIT 1`
+
+	sqlClearTombstone = `DELETE FROM gc_tombstones WHERE repo = ?1 AND kind = ?2 AND digest = ?3`
+
+	sqlTombstone = `INSERT INTO gc_tombstones (repo, kind, digest, removed_at) VALUES (?1, ?2, ?3, ?4)
+ON CONFLICT (repo, kind, digest) DO UPDATE SET removed_at = excluded.removed_at`
 
 	// Tags and manifest_refs rows go with the manifest (ON DELETE CASCADE).
 	sqlDeleteManifest = `DELETE FROM manifests WHERE repo_id = ?1 AND digest = ?2`
@@ -239,7 +265,7 @@ func Open(path string) (*Store, error) {
 // it had opened.
 func open(abs string) (s *Store, err error) {
 	ctx := context.Background()
-	s = &Store{}
+	s = &Store{path: abs}
 	defer func() {
 		if err != nil {
 			s.Close() //nolint:errcheck // the first error is the one to report
@@ -337,6 +363,10 @@ func open(abs string) (s *Store, err error) {
 		{&s.deleteManifest, sqlDeleteManifest},
 		{&s.deleteTag, sqlDeleteTag},
 		{&s.pruneRepo, sqlPruneRepo},
+		{&s.blobRow, sqlBlobRow},
+		{&s.collectedRefs, sqlCollectedRefs},
+		{&s.clearTomb, sqlClearTombstone},
+		{&s.tombstone, sqlTombstone},
 	} {
 		prepare(s.wdb, &s.writeStmts, p.dst, p.query)
 	}
@@ -431,15 +461,36 @@ func (s *Store) prune(ctx context.Context, tx *sql.Tx, id int64) error {
 
 // PutBlob records that repo may serve blob d of the given size.
 func (s *Store) PutBlob(ctx context.Context, repo string, d digest.Digest, size int64) error {
+	return s.LinkBlob(ctx, repo, d, size, nil)
+}
+
+// LinkBlob records that repo may serve blob d, checking with present first
+// when no repository links d. The transaction holds the database's write
+// lock, which DeleteUnlinkedBlob needs too, so the check and the link are
+// atomic with respect to it.
+func (s *Store) LinkBlob(ctx context.Context, repo string, d digest.Digest, size int64, present func(context.Context) error) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		id, err := s.ensureRepo(ctx, tx, repo)
 		if err != nil {
 			return err
 		}
+		if present != nil {
+			var one int
+			err := tx.StmtContext(ctx, s.blobRow).QueryRowContext(ctx, string(d)).Scan(&one)
+			if errors.Is(err, sql.ErrNoRows) {
+				err = present(ctx)
+			}
+			if err != nil {
+				return err
+			}
+		}
 		if _, err := tx.StmtContext(ctx, s.putBlob).ExecContext(ctx, string(d), size); err != nil {
 			return err
 		}
-		_, err = tx.StmtContext(ctx, s.linkBlob).ExecContext(ctx, id, string(d))
+		if _, err = tx.StmtContext(ctx, s.linkBlob).ExecContext(ctx, id, string(d), time.Now().UnixNano()); err != nil {
+			return err
+		}
+		_, err = tx.StmtContext(ctx, s.clearTomb).ExecContext(ctx, repo, refBlob, string(d))
 		return err
 	})
 	if err != nil {
@@ -514,14 +565,28 @@ func (s *Store) PutManifest(ctx context.Context, repo string, m *metadata.Manife
 	if m.Subject != "" {
 		subject = string(m.Subject)
 	}
+	now := time.Now()
 	created := m.CreatedAt
 	if created.IsZero() {
-		created = time.Now()
+		created = now
 	}
 
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		repoID, err := s.ensureRepo(ctx, tx, repo)
 		if err != nil {
+			return err
+		}
+		if blobList != nil || manifestList != nil {
+			var gone string
+			err := tx.StmtContext(ctx, s.collectedRefs).QueryRowContext(ctx, repo, blobList, repoID, manifestList).Scan(&gone)
+			if err == nil {
+				return fmt.Errorf("%w: %s was removed from the repository; push it again", metadata.ErrCollected, gone)
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+		}
+		if _, err := tx.StmtContext(ctx, s.clearTomb).ExecContext(ctx, repo, refManifest, string(m.Digest)); err != nil {
 			return err
 		}
 		var id int64
@@ -547,7 +612,7 @@ func (s *Store) PutManifest(ctx context.Context, repo string, m *metadata.Manife
 		if len(tags) > 0 {
 			up := tx.StmtContext(ctx, s.upsertTag)
 			for _, tag := range tags {
-				if _, err := up.ExecContext(ctx, repoID, tag, id); err != nil {
+				if _, err := up.ExecContext(ctx, repoID, tag, id, now.UnixNano()); err != nil {
 					return fmt.Errorf("tag %q: %w", tag, err)
 				}
 			}

@@ -145,18 +145,26 @@ func TestMigrations(t *testing.T) {
 func TestQueryPlans(t *testing.T) {
 	s := openClosed(t, filepath.Join(t.TempDir(), "metadata.db"))
 	for name, query := range map[string]string{
-		"ResolveTag":   sqlResolveTag,
-		"GetManifest":  sqlGetManifest,
-		"BlobSize":     sqlBlobSize,
-		"AnyBlobSize":  sqlAnyBlobSize,
-		"Tags":         sqlTags,
-		"Referrers":    sqlReferrers,
-		"Repositories": sqlRepositories,
-		"DeleteTag":    sqlDeleteTag,
-		"prune":        sqlPruneRepo,
-		"dropBlob":     sqlDropBlob,
+		"ResolveTag":     sqlResolveTag,
+		"GetManifest":    sqlGetManifest,
+		"BlobSize":       sqlBlobSize,
+		"AnyBlobSize":    sqlAnyBlobSize,
+		"Tags":           sqlTags,
+		"Referrers":      sqlReferrers,
+		"Repositories":   sqlRepositories,
+		"DeleteTag":      sqlDeleteTag,
+		"prune":          sqlPruneRepo,
+		"dropBlob":       sqlDropBlob,
+		"blobRow":        sqlBlobRow,
+		"collectedRefs":  sqlCollectedRefs,
+		"clearTombstone": sqlClearTombstone,
+		"stateTags":      sqlStateTags,
+		"stateManifests": sqlStateManifests,
+		"stateBlobs":     sqlStateBlobs,
+		"blobLinked":     sqlBlobLinked,
+		"collectTag":     sqlCollectTag,
 	} {
-		rows, err := s.wdb.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+query, "r", "x", 10)
+		rows, err := s.wdb.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+query, "r", "x", 10, "[]")
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -173,6 +181,11 @@ func TestQueryPlans(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, step := range plan {
+			// A scan of a constant row or of a JSON list parameter reads
+			// no table.
+			if step == "SCAN CONSTANT ROW" || strings.HasPrefix(step, "SCAN json_each VIRTUAL TABLE") {
+				continue
+			}
 			if strings.HasPrefix(step, "SCAN") || strings.Contains(step, "TEMP B-TREE") {
 				t.Errorf("%s: plan step %q; full plan:\n\t%s", name, step, strings.Join(plan, "\n\t"))
 			}
