@@ -278,6 +278,9 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt Rout
 		return err
 	}
 	if err := reg.meta.PutManifest(r.Context(), rt.Name, m, tags...); err != nil {
+		if errors.Is(err, metadata.ErrCollected) {
+			return errf(ErrManifestBlobUnknown, "content this manifest references was removed by garbage collection after it was checked; push it again")
+		}
 		return err
 	}
 	h := w.Header()
@@ -301,6 +304,19 @@ func accepts(r *http.Request, mt string) bool {
 	if len(vals) == 0 {
 		return true
 	}
+	// Clients list plain media types: an entry without parameters that
+	// names mt or a wildcard accepts it, as the full parse below would
+	// find, without allocating on every manifest request.
+	for _, v := range vals {
+		for rest := v; rest != ""; {
+			var part string
+			part, rest, _ = strings.Cut(rest, ",")
+			part = strings.TrimSpace(part)
+			if asciiEqualFold(part, mt) || part == "*/*" || asciiEqualFold(part, "application/*") {
+				return true
+			}
+		}
+	}
 	seen := false
 	for _, v := range vals {
 		for _, part := range strings.Split(v, ",") {
@@ -315,6 +331,27 @@ func accepts(r *http.Request, mt string) bool {
 		}
 	}
 	return !seen
+}
+
+// asciiEqualFold is strings.EqualFold for ASCII only: media types are
+// ASCII tokens, and mime.ParseMediaType folds nothing else.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 func (reg *Registry) lookupManifest(r *http.Request, rt Route) (*metadata.Manifest, error) {

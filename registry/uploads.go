@@ -116,7 +116,7 @@ func (reg *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt Rout
 		}
 		if err == nil {
 			if err := reg.meta.PutBlob(ctx, rt.Name, d, size); err != nil {
-				return err
+				return linkErr(err)
 			}
 			writeBlobCreated(w, rt.Name, d)
 			return nil
@@ -181,7 +181,7 @@ func (reg *Registry) putBlob(w http.ResponseWriter, r *http.Request, rt Route, d
 		return reg.uploadErr(err, rt)
 	}
 	if err := reg.meta.PutBlob(r.Context(), rt.Name, d, size); err != nil {
-		return err
+		return linkErr(err)
 	}
 	writeBlobCreated(w, rt.Name, d)
 	return nil
@@ -236,7 +236,7 @@ func (reg *Registry) finishUpload(w http.ResponseWriter, r *http.Request, rt Rou
 		return reg.uploadErr(err, rt)
 	}
 	if err := reg.meta.PutBlob(r.Context(), rt.Name, d, size); err != nil {
-		return err
+		return linkErr(err)
 	}
 	writeBlobCreated(w, rt.Name, d)
 	return nil
@@ -249,4 +249,15 @@ func (reg *Registry) cancelUpload(w http.ResponseWriter, r *http.Request, rt Rou
 	setContentLength(w, 0)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// linkErr maps a failed blob link. Garbage collection may take a blob's
+// bytes between their upload and their link: the client's retry uploads
+// them again, so that is a temporary condition, not a server failure.
+func linkErr(err error) error {
+	if errors.Is(err, metadata.ErrCollected) {
+		return &Error{Code: ErrUnavailable, Message: "the blob was removed by garbage collection while this request ran; upload it again",
+			Header: http.Header{"Retry-After": {"1"}}}
+	}
+	return err
 }
