@@ -18,4 +18,4 @@ build:
 	$(GO) build -o bin/berth ./cmd/berth
 
 bench:
-	$(GO) test -run='^$$' -bench=. ./...
+	$(GO) run ./cmd/berth-bench $(BENCH_ARGS)

@@ -372,7 +372,7 @@ func (d *Driver) Writer(ctx context.Context, p string, append bool) (driver.File
 			return nil, wrap("create", p, err)
 		}
 	}
-	return &fileWriter{d: d, path: p, f: f, size: size, buf: newBuffer(f)}, nil
+	return newFileWriter(d, p, f, size), nil
 }
 
 // Stat implements driver.Driver.

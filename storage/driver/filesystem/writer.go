@@ -22,6 +22,25 @@ type fileWriter struct {
 	buf    *bufio.Writer
 	size   int64 // bytes in the file, counting those still in buf
 	closed bool
+
+	// behind is the offset up to which write-behind has started the
+	// writeback of this writer's data; see writeBehind.
+	behind int64
+	// opened is the file's size when this writer opened it: write-behind
+	// waits only for ranges this writer started.
+	opened int64
+}
+
+// writeBehindWindow is the unit of write-behind. Each time a full window
+// of data has reached the file, its writeback to disk is started and the
+// writer waits for the window before it, so a large blob is written to disk
+// while it arrives: Commit's fsync finds at most two windows still dirty
+// instead of the whole blob, and the page cache holds at most that much
+// dirty data per upload.
+const writeBehindWindow = 8 << 20
+
+func newFileWriter(d *Driver, p string, f *os.File, size int64) *fileWriter {
+	return &fileWriter{d: d, path: p, f: f, size: size, buf: newBuffer(f), behind: size, opened: size}
 }
 
 // Write buffers p. Bytes still in the buffer count towards Size, and are
@@ -35,7 +54,23 @@ func (w *fileWriter) Write(p []byte) (int, error) {
 	if err != nil {
 		return n, wrap("write", w.path, err)
 	}
+	w.writeBehind()
 	return n, nil
+}
+
+// writeBehind starts the writeback of each full window of data that has
+// reached the file and waits for the window before it. It is an
+// optimisation only: durability still comes from the fsync in Commit, so
+// failures are left for that fsync to report.
+func (w *fileWriter) writeBehind() {
+	inFile := w.size - int64(w.buf.Buffered())
+	for inFile-w.behind >= writeBehindWindow {
+		startWriteback(w.f, w.behind, writeBehindWindow)
+		if prev := w.behind - writeBehindWindow; prev >= w.opened {
+			waitWriteback(w.f, prev, writeBehindWindow)
+		}
+		w.behind += writeBehindWindow
+	}
 }
 
 // Size reports the file length including content of earlier writers.
