@@ -14,8 +14,8 @@ import (
 )
 
 type orderingProxy struct {
-	srv   *httptest.Server
-	hook  atomic.Pointer[func(r *http.Request) func()]
+	srv  *httptest.Server
+	hook atomic.Pointer[func(r *http.Request) func()]
 }
 
 func startOrderingProxy(t *testing.T, endpoint string) *orderingProxy {
