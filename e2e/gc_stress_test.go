@@ -474,7 +474,7 @@ func (c *stressClient) pushBlobs(repo string, img image) error {
 				c.stats.mounts.Add(1)
 				continue
 			}
-			if st != http.StatusAccepted && st != http.StatusInternalServerError {
+			if st != http.StatusAccepted && st != http.StatusServiceUnavailable {
 				return fmt.Errorf("mount %s into %s: %d", bl.Digest(), repo, st)
 			}
 			loc = hdr.Get("Location")
@@ -499,7 +499,7 @@ func (c *stressClient) pushBlobs(repo string, img image) error {
 		}
 		switch st {
 		case http.StatusCreated:
-		case http.StatusInternalServerError:
+		case http.StatusServiceUnavailable:
 			return errRefused
 		default:
 			return fmt.Errorf("upload %s to %s: %d %s", bl.Digest(), repo, st, body)
@@ -509,8 +509,8 @@ func (c *stressClient) pushBlobs(repo string, img image) error {
 }
 
 // putManifest pushes m under ref. It reports false (to retry) when the registry refuses it
-// for content a collection removed: a 500 the registry logs as ErrCollected, or
-// MANIFEST_BLOB_UNKNOWN for a config removed after the client checked it.
+// for content a collection removed: MANIFEST_BLOB_UNKNOWN, for content removed after the
+// client checked it.
 func (c *stressClient) putManifest(repo, ref string, m blob) (bool, error) {
 	st, body, err := c.do("PUT", "/v2/"+repo+"/manifests/"+ref, m.Data, m.MediaType)
 	if err != nil {
@@ -519,8 +519,7 @@ func (c *stressClient) putManifest(repo, ref string, m blob) (bool, error) {
 	switch {
 	case st == http.StatusCreated:
 		return true, nil
-	case st == http.StatusInternalServerError,
-		st == http.StatusBadRequest && bytes.Contains(body, []byte("MANIFEST_BLOB_UNKNOWN")):
+	case st == http.StatusBadRequest && bytes.Contains(body, []byte("MANIFEST_BLOB_UNKNOWN")):
 		return false, nil
 	}
 	return false, fmt.Errorf("put manifest %s:%s: %d %s", repo, ref, st, body)

@@ -5,7 +5,10 @@
 // with the scripts in ../shared/tools, starts both registries on loopback
 // with fresh data directories, runs the same workloads against them
 // alternately and prints a table of medians with the ratio
-// berth/distribution. Run it from anywhere inside the checkout:
+// berth/distribution. It also compares berth copy with crane and skopeo,
+// berth's cache connector with distribution as a proxy, both registries on
+// MinIO, and berth's catalog on PostgreSQL metadata. Run it from anywhere
+// inside the checkout:
 //
 //	go run ./cmd/berth-bench            # the full run, about 10 minutes
 //	go run ./cmd/berth-bench -quick     # a smoke run with small sizes

@@ -30,6 +30,10 @@ type Sizes struct {
 	WrkConns    int           // connections of the manifest runs
 	TagConns    int           // connections of the tag list runs
 	DiskBytes   int64         // size of the disk write test
+	CopyImage   int64         // image copied by berth copy, crane and skopeo
+	CacheLayer  int64         // large layer pulled through the caches
+	S3Blob      int64         // blob pushed and pulled on MinIO
+	PGRepos     int           // catalog size on PostgreSQL metadata
 }
 
 // FullSizes are the workloads the targets are stated for.
@@ -46,6 +50,10 @@ func FullSizes() Sizes {
 		WrkConns:    32,
 		TagConns:    4,
 		DiskBytes:   1 << 30,
+		CopyImage:   1 << 30,
+		CacheLayer:  256 << 20,
+		S3Blob:      1 << 30,
+		PGRepos:     100000,
 	}
 }
 
@@ -63,6 +71,10 @@ func QuickSizes() Sizes {
 		WrkConns:    32,
 		TagConns:    4,
 		DiskBytes:   64 << 20,
+		CopyImage:   64 << 20,
+		CacheLayer:  32 << 20,
+		S3Blob:      64 << 20,
+		PGRepos:     2000,
 	}
 }
 
@@ -77,7 +89,7 @@ const (
 )
 
 // Workloads lists every workload name in the order they run.
-var Workloads = []string{WorkBlob, WorkConcurrent, WorkManifest, WorkTags, WorkCatalog, WorkCache}
+var Workloads = []string{WorkBlob, WorkConcurrent, WorkManifest, WorkTags, WorkCatalog, WorkCache, WorkCopy, WorkS3, WorkPGCatalog}
 
 // Config is one benchmark run.
 type Config struct {
@@ -345,6 +357,26 @@ func (r *runner) workloads(ctx context.Context, rep *Report) error {
 			r.logf("%s: not run: %s", nr.what, nr.why)
 		}
 	}
+	for _, st := range []struct {
+		name string
+		fn   func(context.Context, *Report) error
+	}{
+		{WorkCopy, r.copyWorkload},
+		{WorkS3, r.s3Workload},
+		{WorkPGCatalog, r.pgCatalogWorkload},
+	} {
+		if !r.cfg.wants(st.name) {
+			continue
+		}
+		if err := st.fn(ctx, rep); err != nil {
+			var nr notRun
+			if !errors.As(err, &nr) {
+				return err
+			}
+			rep.NotRun = append(rep.NotRun, nr.what+": not run: "+nr.why)
+			r.logf("%s: not run: %s", nr.what, nr.why)
+		}
+	}
 	return nil
 }
 
@@ -364,6 +396,7 @@ func method(cfg Config) []string {
 		fmt.Sprintf("Request rates come from wrk (`-t1 --latency`, %s per run after a 1 s warm-up; one wrk thread sends more requests than either server answers and leaves the other core to the server); latency percentiles are wrk's. HEAD is measured with this program's own minimal HTTP/1.1 load generator instead, the same way (closed loop, one request at a time per connection). Manifest requests send the Accept header of a containerd pull.", sz.WrkDuration),
 		"Peak RSS is VmHWM from /proc/PID/status, reset by writing 5 to /proc/PID/clear_refs before each run; the table shows the highest peak of the workload's runs. For the concurrent pushes the servers are restarted before every run.",
 		"Fixtures at scale: berth's tags are set through the API (PUT of the manifest by digest with `?tag=` in batches of 100) and its repositories are created through the API (one cross-repository mount POST each). distribution's are created from one tag or repository made through its API, whose directory tree is then copied under the other names (its link files hold digests only, so the copies are what the API writes); both are checked through each server's API (tag and catalog counts) before timing.",
+		"The comparisons beyond distribution (sections copy, cache connector, MinIO, PostgreSQL) start their own servers: two berth instances for the copy; an upstream distribution plus a berth cache and a distribution proxy for the cache connector; one MinIO (install-peers.sh) with a bucket per registry; one PostgreSQL (Debian's, install-debs.sh postgresql, run as the postgres user with fsync off, trust authentication on loopback) for berth's metadata. In those sections the distribution column names its peer where it is not distribution.",
 		"The machine is shared (2 cores, other builds and tests run at the same time), so figures carry noise; the load average at the start is in the machine table. Ratios from one run are more reliable than absolute figures across runs.",
 	}
 }

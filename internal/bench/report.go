@@ -26,6 +26,18 @@ type Row struct {
 	Berth, Dist   float64
 	LowerIsBetter bool
 	Target        *Target
+	// Peer, when set, names what the Dist column holds instead of
+	// distribution (crane, skopeo, the upstream, berth hosted).
+	Peer string
+}
+
+// peerCell renders the Dist value, naming the peer when it is not
+// distribution.
+func (r Row) peerCell() string {
+	if r.Peer == "" {
+		return withUnit(r.Dist, r.Unit)
+	}
+	return r.Peer + ": " + withUnit(r.Dist, r.Unit)
 }
 
 // Ratio is berth/distribution.
@@ -145,7 +157,8 @@ func (r *Report) Markdown() string {
 	} else {
 		w("Each figure is the median of %d runs per server, alternating between the two servers (berth, distribution, berth, …); ", r.Reps)
 	}
-	w("ratios are berth/distribution, so above 1× means berth is higher.\n\n")
+	w("ratios are berth/distribution, so above 1× means berth is higher. ")
+	w("Where a row compares berth with something else (crane, skopeo, the upstream registry, berth's own hosted content), the distribution column names it and the ratio is berth/that.\n\n")
 	if r.Quick {
 		w("> **Smoke run** (`-quick`): sizes and counts are shrunk, so these numbers are not comparable with the targets' workloads.\n\n")
 	}
@@ -180,7 +193,7 @@ func (r *Report) Markdown() string {
 			if row.Target == nil {
 				continue
 			}
-			w("| %s | %s | %s | %s | %s |\n", cell(row.Target.Text), withUnit(row.Berth, row.Unit), withUnit(row.Dist, row.Unit),
+			w("| %s | %s | %s | %s | %s |\n", cell(row.Target.Text), withUnit(row.Berth, row.Unit), cell(row.peerCell()),
 				formatRatio(row.Ratio()), result(row.Target))
 		}
 	}
@@ -200,7 +213,7 @@ func (r *Report) Markdown() string {
 			if row.Target != nil {
 				t = row.Target.Text + ": " + result(row.Target)
 			}
-			w("| %s | %s | %s | %s | %s |\n", cell(metric), withUnit(row.Berth, row.Unit), withUnit(row.Dist, row.Unit),
+			w("| %s | %s | %s | %s | %s |\n", cell(metric), withUnit(row.Berth, row.Unit), cell(row.peerCell()),
 				formatRatio(row.Ratio()), cell(t))
 		}
 	}
