@@ -46,6 +46,8 @@ type Registry struct {
 	meta  metadata.Store
 	opts  Options
 	log   *slog.Logger
+	// routes maps route kinds and methods to handlers (see routeTable).
+	routes map[int]map[string]handlerFunc
 }
 
 // New returns a registry serving blobs from blobs and everything else from
@@ -57,7 +59,9 @@ func New(blobs *storage.Store, meta metadata.Store, opts Options) *Registry {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Registry{blobs: blobs, meta: meta, opts: opts, log: opts.Logger}
+	reg := &Registry{blobs: blobs, meta: meta, opts: opts, log: opts.Logger}
+	reg.routes = reg.routeTable()
+	return reg
 }
 
 type authorizedKey struct{}
@@ -125,6 +129,9 @@ func (reg *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if sw.status >= 500 {
 		level = slog.LevelError
 	}
+	if !reg.log.Enabled(r.Context(), level) {
+		return
+	}
 	reg.log.Log(r.Context(), level, "request",
 		"method", r.Method, "path", r.URL.Path, "status", sw.status,
 		"bytes", sw.bytes, "duration", time.Since(start).Round(time.Microsecond), "remote", r.RemoteAddr)
@@ -156,32 +163,9 @@ func (reg *Registry) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // handler returns the handler for a route kind and method, or nil and the
-// methods that are allowed.
+// methods that are allowed. The table is built once, in New.
 func (reg *Registry) handler(kind int, method string) (handlerFunc, string) {
-	type m = map[string]handlerFunc
-	var table m
-	switch kind {
-	case KindBase:
-		table = m{"GET": reg.base, "HEAD": reg.base}
-	case KindCatalog:
-		table = m{"GET": reg.catalog, "HEAD": reg.catalog}
-	case KindTags:
-		table = m{"GET": reg.tags, "HEAD": reg.tags}
-	case KindManifest:
-		table = m{"GET": reg.getManifest, "HEAD": reg.getManifest, "PUT": reg.putManifest, "DELETE": reg.deleteManifest}
-	case KindBlob:
-		table = m{"GET": reg.getBlob, "HEAD": reg.getBlob, "DELETE": reg.deleteBlob}
-	case KindUploadStart:
-		table = m{"POST": reg.startUpload}
-	case KindUpload:
-		table = m{"GET": reg.uploadStatus, "PATCH": reg.patchUpload, "PUT": reg.finishUpload, "DELETE": reg.cancelUpload}
-	case KindReferrers:
-		table = m{"GET": reg.referrers, "HEAD": reg.referrers}
-	case KindPingV1:
-		table = m{"GET": reg.pingV1, "HEAD": reg.pingV1}
-	case KindSearchV1:
-		table = m{"GET": reg.searchV1}
-	}
+	table := reg.routes[kind]
 	if h, ok := table[method]; ok {
 		return h, ""
 	}
@@ -195,6 +179,22 @@ func (reg *Registry) handler(kind int, method string) (handlerFunc, string) {
 		}
 	}
 	return nil, allowed
+}
+
+// routeTable maps each route kind and method to its handler.
+func (reg *Registry) routeTable() map[int]map[string]handlerFunc {
+	return map[int]map[string]handlerFunc{
+		KindBase:        {"GET": reg.base, "HEAD": reg.base},
+		KindCatalog:     {"GET": reg.catalog, "HEAD": reg.catalog},
+		KindTags:        {"GET": reg.tags, "HEAD": reg.tags},
+		KindManifest:    {"GET": reg.getManifest, "HEAD": reg.getManifest, "PUT": reg.putManifest, "DELETE": reg.deleteManifest},
+		KindBlob:        {"GET": reg.getBlob, "HEAD": reg.getBlob, "DELETE": reg.deleteBlob},
+		KindUploadStart: {"POST": reg.startUpload},
+		KindUpload:      {"GET": reg.uploadStatus, "PATCH": reg.patchUpload, "PUT": reg.finishUpload, "DELETE": reg.cancelUpload},
+		KindReferrers:   {"GET": reg.referrers, "HEAD": reg.referrers},
+		KindPingV1:      {"GET": reg.pingV1, "HEAD": reg.pingV1},
+		KindSearchV1:    {"GET": reg.searchV1},
+	}
 }
 
 func (reg *Registry) base(w http.ResponseWriter, r *http.Request, _ Route) error {
