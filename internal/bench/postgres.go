@@ -156,13 +156,7 @@ func (p *postgres) Stop() {
 	if p == nil || p.cmd == nil {
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-p.done:
-	case <-time.After(20 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
+	stopProcess(p.cmd.Process, p.done, syscall.SIGINT, 20*time.Second)
 	p.cmd = nil
 	_ = removeAll(p.dir, 4)
 }

@@ -90,13 +90,7 @@ func (m *minio) Stop() {
 	if m == nil || m.cmd == nil {
 		return
 	}
-	_ = m.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-m.done:
-	case <-time.After(10 * time.Second):
-		_ = m.cmd.Process.Kill()
-		<-m.done
-	}
+	stopProcess(m.cmd.Process, m.done, syscall.SIGTERM, 10*time.Second)
 	m.cmd = nil
 }
 

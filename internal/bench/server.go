@@ -104,14 +104,23 @@ func (s *Server) Stop() error {
 		s.cmd = nil
 		s.logFile.Close()
 	}()
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-		return nil
-	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
+	if !stopProcess(s.cmd.Process, s.done, syscall.SIGTERM, 10*time.Second) {
 		return fmt.Errorf("%s did not stop on SIGTERM", s.Name)
+	}
+	return nil
+}
+
+// stopProcess sends sig to p and waits for done (the result of its Wait);
+// after grace it kills p. It reports whether p stopped on sig.
+func stopProcess(p *os.Process, done <-chan error, sig os.Signal, grace time.Duration) bool {
+	_ = p.Signal(sig)
+	select {
+	case <-done:
+		return true
+	case <-time.After(grace):
+		_ = p.Kill()
+		<-done
+		return false
 	}
 }
 
