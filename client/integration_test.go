@@ -325,11 +325,7 @@ func TestChunkedUploadResume(t *testing.T) {
 	const chunk = 64 << 10
 	data := randomBytes(5*chunk+1234, 42)
 	desc := client.Descriptor{MediaType: "application/octet-stream", Digest: digest.FromBytes(data), Size: int64(len(data))}
-	servers := map[string]func(testing.TB) string{
-		"berth":        startBerth,
-		"distribution": func(t testing.TB) string { return startDistribution(t, distOptions{}) },
-	}
-	for name, start := range servers {
+	for name, start := range bothRegistries {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			ctx := testContext(t)
@@ -404,11 +400,7 @@ func TestChunkedUploadResume(t *testing.T) {
 // TestListingPagination follows Link headers through tags and the catalog.
 func TestListingPagination(t *testing.T) {
 	t.Parallel()
-	servers := map[string]func(testing.TB) string{
-		"berth":        startBerth,
-		"distribution": func(t testing.TB) string { return startDistribution(t, distOptions{}) },
-	}
-	for name, start := range servers {
+	for name, start := range bothRegistries {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			ctx := testContext(t)
@@ -461,12 +453,8 @@ func TestListingPagination(t *testing.T) {
 // client keeps and reads the fallback tag.
 func TestReferrers(t *testing.T) {
 	t.Parallel()
-	servers := map[string]func(testing.TB) string{
-		"berth":        startBerth,
-		"distribution": func(t testing.TB) string { return startDistribution(t, distOptions{}) },
-	}
 	const sbomType = "application/vnd.berth.test.sbom"
-	for name, start := range servers {
+	for name, start := range bothRegistries {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			ctx := testContext(t)
@@ -628,4 +616,11 @@ func writeFile(t testing.TB, path string, data []byte) {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// bothRegistries starts each of the registries the client is tested
+// against, by name, and returns its host.
+var bothRegistries = map[string]func(testing.TB) string{
+	"berth":        startBerth,
+	"distribution": func(t testing.TB) string { return startDistribution(t, distOptions{}) },
 }
