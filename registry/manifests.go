@@ -312,7 +312,7 @@ func accepts(r *http.Request, mt string) bool {
 			var part string
 			part, rest, _ = strings.Cut(rest, ",")
 			part = strings.TrimSpace(part)
-			if asciiEqualFold(part, mt) || part == "*/*" || asciiEqualFold(part, "application/*") {
+			if strings.EqualFold(part, mt) || part == "*/*" || strings.EqualFold(part, "application/*") {
 				return true
 			}
 		}
@@ -331,27 +331,6 @@ func accepts(r *http.Request, mt string) bool {
 		}
 	}
 	return !seen
-}
-
-// asciiEqualFold is strings.EqualFold for ASCII only: media types are
-// ASCII tokens, and mime.ParseMediaType folds nothing else.
-func asciiEqualFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 func (reg *Registry) lookupManifest(r *http.Request, rt Route) (*metadata.Manifest, error) {
