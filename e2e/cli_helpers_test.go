@@ -125,41 +125,10 @@ func (c *cli) fails(code int, want []string, args ...string) cliResult {
 	return r
 }
 
-// distributionBinary returns the CNCF registry (install-peers.sh distribution; the binary
-// is called registry).
+// distributionBinary returns the CNCF registry (install-peers.sh distribution).
 func distributionBinary(t testing.TB) string {
 	t.Helper()
-	// Its own key: the binary is not named after the peer, as installPeer expects.
-	suite.peersMu.Lock()
-	r, ok := suite.peers["distribution/registry"]
-	if !ok {
-		r = installDistribution()
-		suite.peers["distribution/registry"] = r
-	}
-	suite.peersMu.Unlock()
-	if r.err != nil {
-		missing(t, "peer distribution: %v", r.err)
-	}
-	return r.path
-}
-
-// installDistribution runs install-peers.sh distribution and finds its registry binary.
-func installDistribution() peerResult {
-	script := filepath.Join(suite.tools, "install-peers.sh")
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "bash", script, "distribution")
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return peerResult{err: fmt.Errorf("%s distribution: %v\n%s", script, err, stderr.String())}
-	}
-	out := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	p := filepath.Join(strings.TrimSpace(out[len(out)-1]), "registry")
-	if _, err := os.Stat(p); err != nil {
-		return peerResult{err: fmt.Errorf("install-peers.sh distribution left no registry binary: %v", err)}
-	}
-	return peerResult{path: p}
+	return peer(t, "distribution")
 }
 
 // distOptions configure a distribution registry.

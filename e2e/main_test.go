@@ -122,6 +122,9 @@ func peer(t testing.TB, name string) string {
 	return r.path
 }
 
+// peerBinaries names the binaries of peers not named after themselves.
+var peerBinaries = map[string]string{"distribution": "registry"}
+
 func installPeer(name string) peerResult {
 	script := filepath.Join(suite.tools, "install-peers.sh")
 	if _, err := os.Stat(script); err != nil {
@@ -136,7 +139,11 @@ func installPeer(name string) peerResult {
 		return peerResult{err: fmt.Errorf("%s %s: %v\n%s", script, name, err, stderr.String())}
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	p := filepath.Join(strings.TrimSpace(lines[len(lines)-1]), name)
+	bin := name
+	if b, ok := peerBinaries[name]; ok {
+		bin = b
+	}
+	p := filepath.Join(strings.TrimSpace(lines[len(lines)-1]), bin)
 	if _, err := os.Stat(p); err != nil {
 		return peerResult{err: fmt.Errorf("install-peers.sh printed no usable directory: %v", err)}
 	}
