@@ -156,9 +156,10 @@ func hint(err error) string {
 		return " (the registry's certificate is not trusted: put its CA certificate in CERTS_DIR/HOST:PORT/ca.crt, see --certs-dir, or name the registry with --insecure-registry)"
 	case strings.Contains(err.Error(), "tls: certificate required"), strings.Contains(err.Error(), "tls: bad certificate"):
 		return " (the registry wants a client certificate: put client.cert and client.key in CERTS_DIR/HOST:PORT/, see --certs-dir)"
-	case strings.Contains(err.Error(), "https://") && strings.Contains(err.Error(), "connection reset by peer"):
-		// With TLS 1.3 a server that wants a client certificate may reset
-		// the connection instead of sending its alert in time.
+	case strings.Contains(err.Error(), "https://") &&
+		(strings.Contains(err.Error(), "connection reset by peer") || strings.Contains(err.Error(), "broken pipe")):
+		// With TLS 1.3 a server that wants a client certificate may close
+		// the connection before its alert reaches the client.
 		return " (the registry closed the TLS connection: if it wants a client certificate, put client.cert and client.key in CERTS_DIR/HOST:PORT/, see --certs-dir)"
 	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		return " (the registry speaks plain HTTP: name it with --insecure-registry)"
