@@ -213,6 +213,10 @@ func (c *Connector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				Detail:  map[string]string{"name": rt.Name}})
 			return
 		}
+		// From here on the request is the one for the name that is
+		// served: access is decided on it, never on the name the client
+		// wrote, which the rules may treat differently.
+		r, rt = servedAs(r, rt, name)
 	} else {
 		e = c.owner(name)
 	}
@@ -224,6 +228,22 @@ func (c *Connector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		c.serveVirtual(w, r, rt, e, name)
 	}
+}
+
+// servedAs returns the request and route for repository name in place of
+// rt.Name: the path names it and the ns parameter is gone.
+func servedAs(r *http.Request, rt registry.Route, name string) (*http.Request, registry.Route) {
+	u := *r.URL
+	u.Path = "/v2/" + name + strings.TrimPrefix(r.URL.Path, "/v2/"+rt.Name)
+	u.RawPath = ""
+	q := u.Query()
+	q.Del("ns")
+	u.RawQuery = q.Encode()
+	r2 := r.Clone(r.Context())
+	r2.URL = &u
+	r2.RequestURI = u.RequestURI()
+	rt.Name = name
+	return r2, rt
 }
 
 // hosted passes a request for a hosted name to the registry, which
