@@ -161,16 +161,16 @@ func (e *RetryError) Error() string { return ErrTooManyAttempts.Error() }
 // Unwrap makes errors.Is(err, ErrTooManyAttempts) hold.
 func (e *RetryError) Unwrap() error { return ErrTooManyAttempts }
 
-// login checks a password, counting failures against the client and the
-// user.
+// login checks a password, counting failures against the guessing source:
+// the client's address and the user it tried (see Limiter).
 func (g *Gate) login(r *http.Request, user, password string) (Identity, error) {
-	keys := []string{"client " + clientKey(r), "user " + user}
-	if wait := g.opts.Limiter.Wait(keys...); wait > 0 {
+	source := clientKey(r)
+	if wait := g.opts.Limiter.Wait(source, user); wait > 0 {
 		g.log.Warn("login refused: too many failures", "user", user, "remote", r.RemoteAddr)
 		return Identity{}, &RetryError{Wait: wait}
 	}
 	if err := g.opts.Users.Verify(user, password); err != nil {
-		g.opts.Limiter.Fail(keys...)
+		g.opts.Limiter.Fail(source, user)
 		g.log.Info("login failed", "user", user, "remote", r.RemoteAddr, "err", err)
 		return Identity{}, err
 	}

@@ -513,9 +513,14 @@ func TestTokenServiceLoginLimit(t *testing.T) {
 	if r := e.do("GET", "/token?service=berth", nil, "Authorization", basicAuth("reader", "reader-secret")); r.status != 429 {
 		t.Fatalf("GET after the budget: %s", r)
 	}
-	v := url.Values{"grant_type": {"password"}, "username": {"admin"}, "password": {"admin-secret"}}
+	v := url.Values{"grant_type": {"password"}, "username": {"reader"}, "password": {"reader-secret"}}
 	if r := e.do("POST", "/token", []byte(v.Encode()), "Content-Type", "application/x-www-form-urlencoded"); r.status != 429 {
-		t.Fatalf("POST from the same client after the budget: %s", r)
+		t.Fatalf("POST for the guessed user from the same client after the budget: %s", r)
+	}
+	// Another user from the same client is not the guessing source.
+	v = url.Values{"grant_type": {"password"}, "username": {"admin"}, "password": {"admin-secret"}}
+	if r := e.do("POST", "/token", []byte(v.Encode()), "Content-Type", "application/x-www-form-urlencoded"); r.status != 200 {
+		t.Fatalf("POST for another user from the same client: %s", r)
 	}
 }
 
