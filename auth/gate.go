@@ -291,6 +291,19 @@ func (g *Gate) MayPull(r *http.Request, name string) bool {
 	return g.opts.Rules.Allowed(res.id, TypeRepository, name, ActionPull)
 }
 
+// MayMount is the registry's MayMount hook: a cross-repository mount reads
+// the source repository's blobs, so the caller needs pull on it as for any
+// read: the rules must allow it and, with a token, the token itself must
+// grant it (a token scoped to the target alone mounts nothing, as in
+// distribution).
+func (g *Gate) MayMount(r *http.Request, name string) bool {
+	res := resultFrom(r.Context())
+	if res == nil || res.err != nil {
+		return false
+	}
+	return g.allowed(res.id, Access{Type: TypeRepository, Name: name, Actions: []string{ActionPull}})
+}
+
 // refuse answers a request whose credentials failed.
 func (g *Gate) refuse(w http.ResponseWriter, r *http.Request, err error, n need) {
 	var re *RetryError

@@ -31,6 +31,9 @@ type Options struct {
 	// MayPull, when set, filters the catalog and search to what the caller
 	// may pull.
 	MayPull func(r *http.Request, name string) bool
+	// MayMount, when set, decides whether a mount may read from a
+	// repository (registry.Options.MayMount).
+	MayMount func(r *http.Request, name string) bool
 	// MaxManifestSize bounds manifests fetched from upstreams
 	// (default registry.DefaultMaxManifestSize).
 	MaxManifestSize int64
@@ -269,6 +272,13 @@ func (c *Connector) authorize(w http.ResponseWriter, r *http.Request, rt registr
 
 func (c *Connector) mayPull(r *http.Request, name string) bool {
 	return c.opts.MayPull == nil || c.opts.MayPull(r, name)
+}
+
+func (c *Connector) mayMount(r *http.Request, name string) bool {
+	if c.opts.MayMount != nil {
+		return c.opts.MayMount(r, name)
+	}
+	return c.mayPull(r, name)
 }
 
 // forward hands an authorized request to the registry under name (the

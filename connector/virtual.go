@@ -283,7 +283,7 @@ func (c *Connector) rewriteMount(r *http.Request) (*http.Request, bool) {
 	}
 	e := c.owner(from)
 	d := digest.Digest(mount)
-	if e == nil || e.typ != TypeVirtual || storage.ValidateDigest(d) != nil || !c.mayPull(r, from) {
+	if e == nil || e.typ != TypeVirtual || storage.ValidateDigest(d) != nil || !c.mayMount(r, from) {
 		return nil, false
 	}
 	for _, m := range c.members(e, strings.TrimPrefix(from, e.prefix)) {

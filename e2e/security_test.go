@@ -1,11 +1,15 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
 
 // securityConfig writes a config for an authenticated berth (Basic, the example users) whose
@@ -104,5 +108,202 @@ func TestSecurityMirrorNamespaceAccess(t *testing.T) {
 	// Anonymous pulls outside hub/ are allowed by the rules: a hosted name answers 404, not 401.
 	if st := anon.manifestStatus("corp/secretimg", "v1"); st != http.StatusNotFound {
 		t.Errorf("anonymous GET of the hosted corp/secretimg:v1: %d, want 404", st)
+	}
+}
+
+// peakRSS resets the peak resident set size of pid when reset is true, and returns it (VmHWM)
+// in bytes.
+func peakRSS(t testing.TB, pid int, reset bool) int64 {
+	t.Helper()
+	if reset {
+		if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil {
+			t.Fatalf("reset the peak RSS: %v", err)
+		}
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				t.Fatalf("VmHWM %q: %v", v, err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM in /proc status")
+	return 0
+}
+
+// TestSecurityReferrersBounded pushes 50 referrers whose annotations make each about 4 MB and
+// reads the referrers list: it comes in pages bounded in size, linked with Link headers, that
+// together list every referrer once, and the server's memory does not grow with the list.
+func TestSecurityReferrersBounded(t *testing.T) {
+	t.Parallel()
+	srv := startBerth(t)
+	c := newClient(t, srv)
+	subject := newImage(t, "linux", "amd64", 1)
+	c.pushImage("big/refs", "v1", subject)
+	empty := blob{MediaType: "application/vnd.oci.empty.v1+json", Data: []byte("{}")}
+	c.pushBlob("big/refs", empty.Data)
+	subj := subject.Manifest.Descriptor()
+	cfg := empty.Descriptor()
+	const count = 50
+	want := map[string]bool{}
+	for i := range count {
+		m := mustJSON(t, manifestDoc{SchemaVersion: 2, MediaType: mtOCIManifest, ArtifactType: "application/vnd.example.sbom",
+			Config: &cfg, Layers: []descriptor{cfg}, Subject: &subj,
+			Annotations: map[string]string{"i": strconv.Itoa(i), "filler": strings.Repeat("x", 4_000_000)}})
+		want[c.pushManifest("big/refs", sha256Digest(m), mtOCIManifest, m)] = true
+	}
+	t.Logf("pushed at %v", time.Now())
+	pid := srv.cmd.Process.Pid
+	before := peakRSS(t, pid, true)
+
+	got := map[string]bool{}
+	next := "/v2/big/refs/referrers/" + subject.Manifest.Digest() + "?artifactType=application/vnd.example.sbom"
+	pages := 0
+	for next != "" {
+		pages++
+		if pages > count+1 {
+			t.Fatal("the pages do not end")
+		}
+		r := c.expect(c.request("GET", next, nil), http.StatusOK)
+		if ct := r.Header.Get("Content-Type"); ct != mtOCIIndex {
+			t.Fatalf("page %d: Content-Type %q", pages, ct)
+		}
+		if r.Header.Get("OCI-Filters-Applied") != "artifactType" {
+			t.Errorf("page %d: OCI-Filters-Applied %q", pages, r.Header.Get("OCI-Filters-Applied"))
+		}
+		var ix manifestDoc
+		if err := json.Unmarshal(r.Body, &ix); err != nil {
+			t.Fatalf("page %d: %v", pages, err)
+		}
+		if len(ix.Manifests) == 0 || (len(ix.Manifests) > 1 && len(r.Body) > 5<<20) {
+			t.Fatalf("page %d: %d descriptors in %d bytes", pages, len(ix.Manifests), len(r.Body))
+		}
+		for _, d := range ix.Manifests {
+			if got[d.Digest] {
+				t.Fatalf("page %d lists %s again", pages, d.Digest)
+			}
+			got[d.Digest] = true
+		}
+		next = ""
+		if link := r.Header.Get("Link"); link != "" {
+			target, rel, _ := strings.Cut(link, ";")
+			if strings.TrimSpace(rel) != `rel="next"` {
+				t.Fatalf("Link %q", link)
+			}
+			next = strings.Trim(strings.TrimSpace(target), "<>")
+			if !strings.Contains(next, "artifactType=") {
+				t.Errorf("the next page %q drops the artifactType filter", next)
+			}
+		}
+	}
+	t.Logf("read at %v", time.Now())
+	if len(got) != count {
+		t.Fatalf("the pages list %d referrers, want %d", len(got), count)
+	}
+	for d := range want {
+		if !got[d] {
+			t.Errorf("referrer %s is missing", d)
+		}
+	}
+	if pages < 10 {
+		t.Errorf("%d pages for %d referrers of 4 MB: pages are not bounded by size", pages, count)
+	}
+	// The whole list is 200 MB; a page is a few. Reading it must not cost the server more
+	// than a few pages' worth.
+	if peak := peakRSS(t, pid, false); peak-before > 64<<20 {
+		t.Errorf("peak RSS grew by %d MiB while the referrers were read (from %d MiB)", (peak-before)>>20, before>>20)
+	}
+}
+
+// TestSecurityMountScope checks that a cross-repository mount needs pull on the source in the
+// token itself: a token scoped to the target alone gets a new upload session (202), whether
+// the mount names its source or not, even for a user whose account may read the source.
+func TestSecurityMountScope(t *testing.T) {
+	t.Parallel()
+	srv := startAuthBerth(t, exampleConfig(t, "auth-token.yaml"), nil)
+	raw := &regClient{t: t, base: mustParseURL(t, srv.URL()), hc: srv.httpClient()}
+	admin := authClient(t, srv.URL(), adminUser, adminPass)
+	layer := randomBytes(t, 2048)
+	d := admin.pushBlob("public/p", layer)
+
+	mount := func(tok, query string) response {
+		t.Helper()
+		return raw.request("POST", "/v2/alice/a/blobs/uploads/?"+query, nil, "Authorization", "Bearer "+tok)
+	}
+	narrow := fetchToken(t, srv, adminUser, adminPass, nil, "repository:alice/a:push,pull").Token
+	for _, q := range []string{"mount=" + d + "&from=public/p", "mount=" + d} {
+		r := mount(narrow, q)
+		if r.Status != http.StatusAccepted || r.Header.Get("Location") == "" || r.Header.Get("Docker-Upload-UUID") == "" {
+			t.Errorf("mount ?%s with a token for alice/a alone: want 202 with a session, got:\n%s", q, r)
+		}
+	}
+	if st := raw.request("HEAD", "/v2/alice/a/blobs/"+d, nil, "Authorization", "Bearer "+narrow).Status; st != http.StatusNotFound {
+		t.Errorf("after the refused mounts alice/a holds the blob: HEAD %d", st)
+	}
+	// Control: with pull on the source in the token, both forms mount.
+	wide := fetchToken(t, srv, adminUser, adminPass, nil, "repository:alice/a:push,pull", "repository:public/p:pull").Token
+	if r := mount(wide, "mount="+d+"&from=public/p"); r.Status != http.StatusCreated || r.Header.Get("Docker-Content-Digest") != d {
+		t.Errorf("mount with pull on the source: want 201, got:\n%s", r)
+	}
+	wide2 := fetchToken(t, srv, adminUser, adminPass, nil, "repository:alice/b:push,pull", "repository:public/p:pull").Token
+	if r := raw.request("POST", "/v2/alice/b/blobs/uploads/?mount="+d, nil, "Authorization", "Bearer "+wide2); r.Status != http.StatusCreated {
+		t.Errorf("mount without from, with pull on a repository holding the blob: want 201, got:\n%s", r)
+	}
+	if got := admin.blob("alice/b", d); string(got) != string(layer) {
+		t.Error("the mounted blob differs from the one pushed")
+	}
+}
+
+// TestSecurityAmbiguousManifests pushes manifests that parsers could read differently (the
+// CVE-2021-41190 class): an index that also carries config and layers, a body without
+// mediaType holding both config and manifests, and JSON with a key twice or a field in another
+// case. Each is refused with MANIFEST_INVALID and nothing is stored; the unambiguous forms of
+// the same content are accepted.
+func TestSecurityAmbiguousManifests(t *testing.T) {
+	t.Parallel()
+	srv := startBerth(t)
+	c := newClient(t, srv)
+	img := newImage(t, "linux", "amd64", 1)
+	c.pushImage("amb/app", "base", img)
+	cfg, layer, child := img.Config.Descriptor(), img.Layers[0].Descriptor(), img.Manifest.Descriptor()
+	d := func(v descriptor) string { return string(mustJSON(t, v)) }
+	cases := []struct{ name, ct, body string }{
+		{"index with config and layers", mtOCIIndex, `{"schemaVersion":2,"mediaType":"` + mtOCIIndex + `","manifests":[` + d(child) + `],"config":` + d(cfg) + `,"layers":[` + d(layer) + `]}`},
+		{"index with layers", mtOCIIndex, `{"schemaVersion":2,"mediaType":"` + mtOCIIndex + `","manifests":[` + d(child) + `],"layers":[` + d(layer) + `]}`},
+		{"manifest list with layers", mtDockerList, `{"schemaVersion":2,"mediaType":"` + mtDockerList + `","manifests":[` + d(child) + `],"layers":[` + d(layer) + `]}`},
+		{"no mediaType, config and manifests", "", `{"schemaVersion":2,"config":` + d(cfg) + `,"layers":[` + d(layer) + `],"manifests":[` + d(child) + `]}`},
+		{"duplicate layers key", mtOCIManifest, `{"schemaVersion":2,"mediaType":"` + mtOCIManifest + `","config":` + d(cfg) + `,"layers":[],"layers":[` + d(layer) + `]}`},
+		{"duplicate mediaType key", "", `{"schemaVersion":2,"mediaType":"` + mtOCIIndex + `","mediaType":"` + mtOCIManifest + `","config":` + d(cfg) + `,"layers":[` + d(layer) + `]}`},
+		{"duplicate digest in a descriptor", mtOCIManifest, `{"schemaVersion":2,"mediaType":"` + mtOCIManifest + `","config":{"mediaType":"` + mtOCIConfig + `","digest":"` + cfg.Digest + `","digest":"` + layer.Digest + `","size":` + strconv.FormatInt(cfg.Size, 10) + `}}`},
+		{"field in another case", mtOCIManifest, `{"schemaVersion":2,"mediaType":"` + mtOCIManifest + `","config":` + d(cfg) + `,"Layers":[` + d(layer) + `]}`},
+	}
+	for _, tc := range cases {
+		body := []byte(tc.body)
+		dg := sha256Digest(body)
+		hdr := []string{}
+		if tc.ct != "" {
+			hdr = append(hdr, "Content-Type", tc.ct)
+		}
+		r := c.request("PUT", "/v2/amb/app/manifests/"+dg, body, hdr...)
+		if r.Status != http.StatusBadRequest || errorCode(r) != "MANIFEST_INVALID" {
+			t.Errorf("%s: want 400 MANIFEST_INVALID, got:\n%s", tc.name, r)
+		}
+		if st := c.manifestStatus("amb/app", dg); st != http.StatusNotFound {
+			t.Errorf("%s: the refused manifest answers %d, want 404", tc.name, st)
+		}
+	}
+	// Controls: the same references, unambiguous, are accepted.
+	ok := []struct{ ct, body string }{
+		{mtOCIIndex, `{"schemaVersion":2,"mediaType":"` + mtOCIIndex + `","manifests":[` + d(child) + `]}`},
+		{mtOCIManifest, `{"schemaVersion":2,"mediaType":"` + mtOCIManifest + `","config":` + d(cfg) + `,"layers":[` + d(layer) + `],"annotations":{"Layers":"x","layers":"y"}}`},
+	}
+	for _, tc := range ok {
+		c.pushManifest("amb/app", sha256Digest([]byte(tc.body)), tc.ct, []byte(tc.body))
 	}
 }

@@ -45,6 +45,51 @@ type Descriptor struct {
 	Annotations  map[string]string `json:"annotations,omitempty"`
 }
 
+// ReferrersQuery selects a page of referrers.
+type ReferrersQuery struct {
+	// ArtifactType, when not empty, keeps only referrers of that type.
+	ArtifactType string
+	// After starts the page after this digest ("" from the first).
+	After digest.Digest
+	// Limit bounds the descriptors of the page (at least 1).
+	Limit int
+	// MaxBytes bounds the page's size: the page ends before the
+	// descriptor that would take the sum of DescriptorSize past it. The
+	// first descriptor is always returned, so that a client paging
+	// through makes progress; its size is bounded by the manifest size
+	// limit. 0 means no bound.
+	MaxBytes int
+}
+
+// DescriptorSize estimates the bytes d takes in a referrers response: its
+// annotations and strings, and the JSON around them.
+func DescriptorSize(d *Descriptor) int {
+	n := 128 + len(d.MediaType) + len(d.Digest) + len(d.ArtifactType)
+	for k, v := range d.Annotations {
+		n += len(k) + len(v) + 6
+	}
+	return n
+}
+
+// RawDescriptorSize is DescriptorSize from a stored row, with the
+// annotations still in their JSON form: an upper bound of the decoded
+// descriptor's DescriptorSize, so a store can bound a page before it
+// decodes a row.
+func RawDescriptorSize(mediaType, dgst, artifactType string, annotationsJSON int) int {
+	return 128 + len(mediaType) + len(dgst) + len(artifactType) + annotationsJSON
+}
+
+// Fits reports whether a referrer of size bytes (DescriptorSize) may join
+// a page that holds n descriptors of used bytes. Stores use it while they
+// read rows, so that a page never holds more than its bounds (and one
+// descriptor) in memory.
+func (q ReferrersQuery) Fits(n, used, size int) bool {
+	if n >= max(q.Limit, 1) {
+		return false
+	}
+	return n == 0 || q.MaxBytes <= 0 || used+size <= q.MaxBytes
+}
+
 // Manifest is a stored manifest of one repository.
 type Manifest struct {
 	Digest    digest.Digest
@@ -136,11 +181,22 @@ type Store interface {
 	// when n < 0), in lexical order. An existing repository without tags
 	// returns an empty list; an unknown one ErrRepositoryNotFound.
 	Tags(ctx context.Context, repo, last string, n int) ([]string, error)
-	// Referrers lists the manifests in repo whose subject is d, filtered by
-	// artifactType when it is not empty, ordered by digest. The subject
-	// need not be stored. An unknown repository returns
+	// Referrers lists one page of the manifests in repo whose subject is
+	// d, ordered by digest (see ReferrersQuery for the filter and the
+	// page's bounds). more reports that referrers follow the page. The
+	// subject need not be stored. An unknown repository returns
 	// ErrRepositoryNotFound.
-	Referrers(ctx context.Context, repo string, d digest.Digest, artifactType string) ([]Descriptor, error)
+	Referrers(ctx context.Context, repo string, d digest.Digest, q ReferrersQuery) (page []Descriptor, more bool, err error)
+	// IndexesOf lists up to n (at least 1) digests of the manifests in
+	// repo that list d as a child (indexes and manifest lists), each
+	// once, in no particular order. An unknown repository or manifest
+	// lists nothing.
+	IndexesOf(ctx context.Context, repo string, d digest.Digest, n int) ([]digest.Digest, error)
+	// BlobRepositories calls yield with the name of each repository that
+	// may serve blob d, in no particular order, until yield returns
+	// false. It reads the names as it goes (an index from blob to
+	// repositories), so stopping early costs only what was read.
+	BlobRepositories(ctx context.Context, d digest.Digest, yield func(repo string) bool) error
 	// Repositories lists up to n repository names that sort after last
 	// (all of them when n < 0), in lexical order.
 	Repositories(ctx context.Context, last string, n int) ([]string, error)

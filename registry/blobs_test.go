@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -630,4 +631,39 @@ func TestBrokenUploadBody(t *testing.T) {
 		}
 	}
 	wantNoBlob(t, e, "r", d)
+}
+
+// TestMountWithoutFromFromIndex checks that a mount without from judges only the repositories
+// that hold the blob (found through metadata's index), however many repositories there are,
+// and only mounts from one the caller may read.
+func TestMountWithoutFromFromIndex(t *testing.T) {
+	t.Parallel()
+	var asked []string
+	allowed := "holder/b"
+	e := newEnv(t, Options{MayMount: func(_ *http.Request, name string) bool {
+		asked = append(asked, name)
+		return name == allowed
+	}})
+	data := []byte("a layer two repositories hold")
+	d := e.pushBlob("holder/a", data)
+	e.pushBlob("holder/b", data)
+	for i := range 300 {
+		e.pushBlob(fmt.Sprintf("other/%03d", i), []byte(fmt.Sprintf("unrelated %d", i)))
+	}
+	res := e.do(req{Method: "POST", Path: "/v2/dst/blobs/uploads/?mount=" + d.String()})
+	wantCreated(t, res, "dst", d)
+	e.wantBlob("dst", d, data)
+	for _, name := range asked {
+		if !strings.HasPrefix(name, "holder/") {
+			t.Errorf("MayMount was asked about %s, which does not hold the blob", name)
+		}
+	}
+	if len(asked) == 0 || len(asked) > 2 {
+		t.Errorf("MayMount asked about %q, want one or both holders", asked)
+	}
+	// Nobody readable holds it: a new session.
+	allowed = "nobody"
+	res = e.do(req{Method: "POST", Path: "/v2/dst2/blobs/uploads/?mount=" + d.String()})
+	wantStatus(t, res, http.StatusAccepted)
+	wantNoBlob(t, e, "dst2", d)
 }

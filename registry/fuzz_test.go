@@ -2,10 +2,12 @@ package registry
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -295,6 +297,145 @@ func FuzzPutManifest(f *testing.F) {
 				t.Fatalf("status %d", res.Status)
 			}
 			errorCode(t, res)
+		}
+	})
+}
+
+// jsonTree decodes body into maps, slices and scalars with exact (case
+// sensitive) keys, keeping the first of two equal keys when first is true
+// and the last otherwise: how other parsers read a manifest.
+func jsonTree(body []byte, first bool) (any, bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var value func() (any, bool)
+	value = func() (any, bool) {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, false
+		}
+		switch d, _ := tok.(json.Delim); d {
+		case '{':
+			m := map[string]any{}
+			for dec.More() {
+				k, err := dec.Token()
+				if err != nil {
+					return nil, false
+				}
+				v, ok := value()
+				if !ok {
+					return nil, false
+				}
+				if _, seen := m[k.(string)]; !seen || !first {
+					m[k.(string)] = v
+				}
+			}
+			_, err := dec.Token()
+			return m, err == nil
+		case '[':
+			var list []any
+			for dec.More() {
+				v, ok := value()
+				if !ok {
+					return nil, false
+				}
+				list = append(list, v)
+			}
+			_, err := dec.Token()
+			return list, err == nil
+		}
+		return tok, true
+	}
+	return value()
+}
+
+// digestsOf reads the digests a case-sensitive parser sees at key of tree.
+func digestsOf(tree map[string]any, key string) []string {
+	var out []string
+	add := func(v any) {
+		if m, ok := v.(map[string]any); ok {
+			s, _ := m["digest"].(string)
+			out = append(out, s)
+		}
+	}
+	switch v := tree[key].(type) {
+	case []any:
+		for _, e := range v {
+			add(e)
+		}
+	case map[string]any:
+		add(v)
+	}
+	return out
+}
+
+// FuzzManifestAmbiguity checks that every manifest berth accepts reads the same to any parser:
+// whether a parser keeps the first or the last of two equal keys, and whether it matches field
+// names exactly or regardless of case (as encoding/json does), it finds the same media type,
+// config, layers, child manifests and subject as berth.
+func FuzzManifestAmbiguity(f *testing.F) {
+	d := digest.FromString("seed").String()
+	desc := func(dg string) string {
+		return `{"mediaType":"` + MediaTypeOCIManifest + `","digest":"` + dg + `","size":3}`
+	}
+	other := digest.FromString("other").String()
+	for _, b := range manifestSeeds([]byte("{}")) {
+		f.Add(b)
+	}
+	for _, s := range []string{
+		`{"schemaVersion":2,"mediaType":"` + MediaTypeOCIIndex + `","manifests":[` + desc(d) + `],"layers":[` + desc(other) + `]}`,
+		`{"schemaVersion":2,"mediaType":"` + MediaTypeOCIIndex + `","manifests":[],"config":` + desc(other) + `}`,
+		`{"schemaVersion":2,"config":` + desc(d) + `,"manifests":[` + desc(other) + `]}`,
+		`{"schemaVersion":2,"config":` + desc(d) + `,"layers":[],"layers":[` + desc(other) + `]}`,
+		`{"schemaVersion":2,"config":` + desc(d) + `,"Layers":[` + desc(other) + `]}`,
+		`{"schemaVersion":2,"mediaType":"` + MediaTypeOCIManifest + `","MediaType":"` + MediaTypeOCIIndex + `","config":` + desc(d) + `}`,
+		`{"schemaVersion":2,"config":{"mediaType":"a/b","digest":"` + d + `","Digest":"` + other + `","size":3}}`,
+		`{"schemaVersion":2,"config":` + desc(d) + `,"annotations":{"a":"1","a":"2"}}`,
+		`{"schemaVersion":2,"config":` + desc(d) + `,"annotations":{"Digest":"x","digest":"y"}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		m, doc, err := parseManifest("", body)
+		if err != nil {
+			return
+		}
+		for _, first := range []bool{true, false} {
+			v, ok := jsonTree(body, first)
+			tree, isObj := v.(map[string]any)
+			if !ok || !isObj {
+				t.Fatalf("accepted a manifest a plain parser cannot read as an object: %q", short(body))
+			}
+			if mt, _ := tree["mediaType"].(string); mt != doc.MediaType {
+				t.Fatalf("mediaType: berth %q, parser (first=%v) %q", doc.MediaType, first, mt)
+			}
+			var want []string
+			if doc.Config != nil {
+				want = append(want, doc.Config.Digest.String())
+			}
+			for _, l := range doc.Layers {
+				want = append(want, l.Digest.String())
+			}
+			got := append(digestsOf(tree, "config"), digestsOf(tree, "layers")...)
+			if !slices.Equal(got, want) {
+				t.Fatalf("config and layers: berth %q, parser (first=%v) %q", want, first, got)
+			}
+			want = want[:0]
+			for _, c := range doc.Manifests {
+				want = append(want, c.Digest.String())
+			}
+			if got := digestsOf(tree, "manifests"); !slices.Equal(got, want) {
+				t.Fatalf("manifests: berth %q, parser (first=%v) %q", want, first, got)
+			}
+			if got := digestsOf(tree, "subject"); (len(got) == 1) != (m.Subject != "") || (len(got) == 1 && got[0] != m.Subject.String()) {
+				t.Fatalf("subject: berth %q, parser (first=%v) %q", m.Subject, first, got)
+			}
+		}
+		// An index never carries blobs, an image never children: whatever
+		// the media type, garbage collection keeps what clients read.
+		if isIndex(m.MediaType) && (doc.Config != nil || doc.Layers != nil) {
+			t.Fatal("an index with a config or layers was accepted")
+		}
+		if isImage(m.MediaType) && doc.Manifests != nil {
+			t.Fatal("an image with manifests was accepted")
 		}
 	})
 }

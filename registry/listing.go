@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -144,27 +145,77 @@ func (reg *Registry) repositories(r *http.Request, last string, n int) ([]string
 	return out, nil
 }
 
+// Bounds of a referrers page. A client pages through the rest with the
+// Link header, as the distribution spec allows; without the bounds, a few
+// referrers with large annotations would make one answer (and the
+// memory behind it) as large as all of them.
+const (
+	referrersPageCount = 1000
+	referrersPageBytes = 1 << 20
+)
+
 func (reg *Registry) referrers(w http.ResponseWriter, r *http.Request, rt Route) error {
 	d, err := parseDigest(rt.Ref)
 	if err != nil {
 		return err
 	}
-	at := r.URL.Query().Get("artifactType")
-	refs, err := reg.meta.Referrers(r.Context(), rt.Name, d, at)
+	q := r.URL.Query()
+	query := metadata.ReferrersQuery{ArtifactType: q.Get("artifactType"), Limit: referrersPageCount, MaxBytes: referrersPageBytes}
+	if last := q.Get("last"); last != "" {
+		after, err := parseDigest(last)
+		if err != nil {
+			return errf(ErrDigestInvalid, "last must be the digest the previous page ended with, not %q", last)
+		}
+		query.After = after
+	}
+	refs, more, err := reg.meta.Referrers(r.Context(), rt.Name, d, query)
 	if err != nil && !errors.Is(err, metadata.ErrRepositoryNotFound) && !errors.Is(err, metadata.ErrNotFound) {
 		return err
 	}
-	if refs == nil {
-		refs = []metadata.Descriptor{}
+	h := w.Header()
+	if query.ArtifactType != "" {
+		h.Set("OCI-Filters-Applied", "artifactType")
 	}
-	if at != "" {
-		w.Header().Set("OCI-Filters-Applied", "artifactType")
+	if more && len(refs) > 0 {
+		next := url.Values{}
+		next.Set("last", refs[len(refs)-1].Digest.String())
+		if query.ArtifactType != "" {
+			next.Set("artifactType", query.ArtifactType)
+		}
+		h.Set("Link", fmt.Sprintf(`<%s?%s>; rel="next"`, "/v2/"+rt.Name+"/referrers/"+d.String(), next.Encode()))
 	}
-	return writeJSON(w, r, MediaTypeOCIIndex, struct {
-		SchemaVersion int                   `json:"schemaVersion"`
-		MediaType     string                `json:"mediaType"`
-		Manifests     []metadata.Descriptor `json:"manifests"`
-	}{2, MediaTypeOCIIndex, refs})
+	return writeReferrers(w, r, refs)
+}
+
+// writeReferrers sends a page of referrers as an image index, encoding
+// one descriptor at a time rather than the whole index at once.
+func writeReferrers(w http.ResponseWriter, r *http.Request, refs []metadata.Descriptor) error {
+	w.Header().Set("Content-Type", MediaTypeOCIIndex)
+	if len(refs) == 0 {
+		return writeJSON(w, r, MediaTypeOCIIndex, struct {
+			SchemaVersion int                   `json:"schemaVersion"`
+			MediaType     string                `json:"mediaType"`
+			Manifests     []metadata.Descriptor `json:"manifests"`
+		}{2, MediaTypeOCIIndex, []metadata.Descriptor{}})
+	}
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return nil
+	}
+	bw := bufio.NewWriterSize(w, 32<<10)
+	_, _ = bw.WriteString(`{"schemaVersion":2,"mediaType":"` + MediaTypeOCIIndex + `","manifests":[`)
+	enc := json.NewEncoder(bw)
+	for i := range refs {
+		if i > 0 {
+			_ = bw.WriteByte(',')
+		}
+		if err := enc.Encode(&refs[i]); err != nil {
+			return nil // headers are out: the client sees a cut body
+		}
+	}
+	_, _ = bw.WriteString("]}\n")
+	_ = bw.Flush()
+	return nil
 }
 
 func (reg *Registry) pingV1(w http.ResponseWriter, r *http.Request, _ Route) error {

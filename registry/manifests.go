@@ -113,6 +113,9 @@ func parseManifest(contentType string, body []byte) (*metadata.Manifest, *manife
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, nil, errf(ErrManifestInvalid, "manifest has data after the JSON document")
 	}
+	if err := checkStrictJSON(body); err != nil {
+		return nil, nil, err
+	}
 	ct := plainType(contentType)
 	mt := doc.MediaType
 	switch {
@@ -120,6 +123,9 @@ func parseManifest(contentType string, body []byte) (*metadata.Manifest, *manife
 		return nil, nil, errf(ErrManifestInvalid, "Content-Type %q does not match the manifest's mediaType %q", ct, mt)
 	case mt == "":
 		mt = ct
+	}
+	if err := ambiguous(&doc, mt, mt != ""); err != nil {
+		return nil, nil, err
 	}
 	if mt == "" {
 		switch {
@@ -147,9 +153,6 @@ func parseManifest(contentType string, body []byte) (*metadata.Manifest, *manife
 	}
 	m := &metadata.Manifest{MediaType: mt, ArtifactType: doc.ArtifactType, Annotations: doc.Annotations, Size: int64(len(body)), Content: body}
 	if isImage(mt) {
-		if doc.Manifests != nil {
-			return nil, nil, errf(ErrManifestInvalid, "an image manifest cannot list manifests")
-		}
 		if doc.Config == nil {
 			return nil, nil, errf(ErrManifestInvalid, "image manifest has no config")
 		}
@@ -167,9 +170,6 @@ func parseManifest(contentType string, body []byte) (*metadata.Manifest, *manife
 			m.Blobs = append(m.Blobs, doc.Layers[i].Digest)
 		}
 	} else {
-		if doc.Config != nil && mt == MediaTypeDockerList {
-			return nil, nil, errf(ErrManifestInvalid, "a manifest list cannot have a config")
-		}
 		for i := range doc.Manifests {
 			if err := validateDescriptor(&doc.Manifests[i], fmt.Sprintf("manifest %d", i)); err != nil {
 				return nil, nil, err

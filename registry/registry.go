@@ -34,10 +34,15 @@ type Options struct {
 	// handler; it writes the response and returns false to refuse it.
 	Authorize func(w http.ResponseWriter, r *http.Request, rt Route) bool
 	// MayPull, when set, reports whether the caller of r may pull from the
-	// repository name. The catalog and search list only such repositories,
-	// and a cross-repository mount links blobs only from them (otherwise
-	// it opens an upload session, as for an unknown blob).
+	// repository name. The catalog and search list only such repositories.
 	MayPull func(r *http.Request, name string) bool
+	// MayMount, when set, reports whether the caller of r may read the
+	// blobs of repository name to mount them into another: a token must
+	// grant pull on name itself, not only its account. A cross-repository
+	// mount links blobs only from such repositories (otherwise it opens
+	// an upload session, as for an unknown blob). Without it, MayPull
+	// decides.
+	MayMount func(r *http.Request, name string) bool
 }
 
 // Registry is the HTTP handler of the registry API.

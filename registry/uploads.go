@@ -106,7 +106,7 @@ func (reg *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt Rout
 			if !ValidName(from) {
 				return &Error{Code: ErrNameInvalid, Message: fmt.Sprintf("invalid repository name %q", from), Detail: map[string]string{"name": from}}
 			}
-			if reg.opts.MayPull != nil && !reg.opts.MayPull(r, from) {
+			if !reg.mayMount(r, from) {
 				err = metadata.ErrNotFound
 			} else {
 				size, err = reg.meta.BlobSize(ctx, from, d)
@@ -143,35 +143,46 @@ func (reg *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt Rout
 	return nil
 }
 
-// anyBlobSize finds blob d for a mount without "from": in any repository,
-// or, with a MayPull hook, in a repository the caller may pull, so that
-// knowing a digest is never enough to read a blob.
+// mayMount reports whether the caller may mount blobs from repository
+// name.
+func (reg *Registry) mayMount(r *http.Request, name string) bool {
+	switch {
+	case reg.opts.MayMount != nil:
+		return reg.opts.MayMount(r, name)
+	case reg.opts.MayPull != nil:
+		return reg.opts.MayPull(r, name)
+	}
+	return true
+}
+
+// maxMountScan bounds the repositories holding a blob that a mount without
+// "from" looks at for one the caller may read; past it the mount opens an
+// upload session, which is always a correct answer.
+const maxMountScan = 10000
+
+// anyBlobSize finds blob d for a mount without "from": in a repository the
+// caller may mount from, so that knowing a digest is never enough to read
+// a blob. The repositories holding d come from an index in metadata, so
+// the cost does not grow with the number of repositories.
 func (reg *Registry) anyBlobSize(r *http.Request, d digest.Digest) (int64, error) {
 	ctx := r.Context()
 	size, err := reg.meta.AnyBlobSize(ctx, d)
-	if err != nil || reg.opts.MayPull == nil {
+	if err != nil || (reg.opts.MayMount == nil && reg.opts.MayPull == nil) {
 		return size, err
 	}
-	last := ""
-	for {
-		batch, err := reg.meta.Repositories(ctx, last, catalogBatch)
-		if err != nil {
-			return 0, err
-		}
-		for _, name := range batch {
-			if !reg.opts.MayPull(r, name) {
-				continue
-			}
-			size, err := reg.meta.BlobSize(ctx, name, d)
-			if err == nil || (!errors.Is(err, metadata.ErrNotFound) && !errors.Is(err, metadata.ErrRepositoryNotFound)) {
-				return size, err
-			}
-		}
-		if len(batch) < catalogBatch {
-			return 0, metadata.ErrNotFound
-		}
-		last = batch[len(batch)-1]
+	found, scanned := false, 0
+	err = reg.meta.BlobRepositories(ctx, d, func(name string) bool {
+		scanned++
+		found = reg.mayMount(r, name)
+		return !found && scanned < maxMountScan
+	})
+	if err != nil {
+		return 0, err
 	}
+	if !found {
+		return 0, metadata.ErrNotFound
+	}
+	return size, nil
 }
 
 // putBlob stores a whole blob sent in one request and links it.

@@ -194,13 +194,13 @@ func serve(ctx context.Context, cfg config.Config) error {
 		Logger:          log,
 	}
 	if gate != nil {
-		opts.Authorize, opts.MayPull = gate.Authorize, gate.MayPull
+		opts.Authorize, opts.MayPull, opts.MayMount = gate.Authorize, gate.MayPull, gate.MayMount
 	}
 	var handler http.Handler = registry.New(blobs, meta, opts)
 	// Connectors route names to hosted, cache and virtual registries; with
 	// none configured every request passes through.
 	conn, err := connector.New(cfg.Registries, handler, meta, blobs, connector.Options{
-		Logger: log, Authorize: opts.Authorize, MayPull: opts.MayPull, MaxManifestSize: cfg.Manifests.MaxSize,
+		Logger: log, Authorize: opts.Authorize, MayPull: opts.MayPull, MayMount: opts.MayMount, MaxManifestSize: cfg.Manifests.MaxSize,
 	})
 	if err != nil {
 		return fmt.Errorf("registries: %w", err)

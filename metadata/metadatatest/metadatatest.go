@@ -49,6 +49,33 @@ const (
 	typeAttestation   = "application/vnd.in-toto+json"
 )
 
+// allReferrers pages through every referrer of d in repo, one descriptor
+// per page, checking that pages follow each other in digest order.
+func allReferrers(ctx context.Context, s metadata.Store, repo string, d digest.Digest, artifactType string) ([]metadata.Descriptor, error) {
+	q := metadata.ReferrersQuery{ArtifactType: artifactType, Limit: 1}
+	out := []metadata.Descriptor{}
+	for {
+		page, more, err := s.Referrers(ctx, repo, d, q)
+		if err != nil {
+			return nil, err
+		}
+		if page == nil {
+			return nil, errors.New("Referrers returned a nil page, want an empty list")
+		}
+		if len(page) > 1 {
+			return nil, fmt.Errorf("a page of Limit 1 holds %d descriptors", len(page))
+		}
+		out = append(out, page...)
+		if !more {
+			return out, nil
+		}
+		if len(page) == 0 {
+			return nil, errors.New("an empty page says more follow")
+		}
+		q.After = page[0].Digest
+	}
+}
+
 // Run runs the conformance suite. open must return a new, empty store each
 // time it is called.
 func Run(t *testing.T, open func(t *testing.T) metadata.Store) {
@@ -68,6 +95,9 @@ func Run(t *testing.T, open func(t *testing.T) metadata.Store) {
 		{"RepositoryLifecycle", testRepositoryLifecycle},
 		{"RepositoryPagination", testRepositoryPagination},
 		{"Referrers", testReferrers},
+		{"ReferrersPages", testReferrersPages},
+		{"IndexesOf", testIndexesOf},
+		{"BlobRepositories", testBlobRepositories},
 		{"Search", testSearch},
 		{"CanceledContext", testCanceledContext},
 		{"Concurrency", testConcurrency},
@@ -140,7 +170,7 @@ func RunPersistence(t *testing.T, open func(t *testing.T) metadata.Store) {
 	}
 	checkList(t, "after reopen: Tags", listTags(t, s, "persist/app", "", -1), []string{"latest", "v1"})
 	checkList(t, "after reopen: Repositories", listRepos(t, s, "", -1), []string{"persist/app"})
-	refs, err := s.Referrers(ctx, "persist/app", base.Digest, "")
+	refs, err := allReferrers(ctx, s, "persist/app", base.Digest, "")
 	must(t, err)
 	checkDescriptors(t, "after reopen: Referrers", refs, sig)
 
@@ -332,7 +362,7 @@ func testManifestReplace(t *testing.T, s metadata.Store) {
 
 	// The tag from the first push stays; the new one is added.
 	checkList(t, "Tags after replace", listTags(t, s, "app", "", -1), []string{"keep", "new"})
-	refs, err := s.Referrers(ctx, "app", blob("subject-1"), "")
+	refs, err := allReferrers(ctx, s, "app", blob("subject-1"), "")
 	must(t, err)
 	checkDescriptors(t, "Referrers of the old subject after replace", refs)
 }
@@ -557,7 +587,7 @@ func testRepositoryLifecycle(t *testing.T, s metadata.Store) {
 	checkList(t, "Repositories after deleting the only manifest", listRepos(t, s, "", -1), []string{})
 	_, err := s.Tags(ctx, "only/manifest", "", -1)
 	wantErr(t, "Tags of an emptied repository", err, metadata.ErrRepositoryNotFound)
-	_, err = s.Referrers(ctx, "only/manifest", m.Digest, "")
+	_, err = allReferrers(ctx, s, "only/manifest", m.Digest, "")
 	wantErr(t, "Referrers of an emptied repository", err, metadata.ErrRepositoryNotFound)
 
 	// A blob and a manifest: the repository lives until both are gone.
@@ -633,7 +663,7 @@ func testReferrers(t *testing.T, s metadata.Store) {
 		t.Fatal("fixture: attestations are in digest order")
 	}
 
-	_, err := s.Referrers(ctx, "app", subject.Digest, "")
+	_, err := allReferrers(ctx, s, "app", subject.Digest, "")
 	wantErr(t, "Referrers in an unknown repository", err, metadata.ErrRepositoryNotFound)
 
 	for _, m := range append([]*metadata.Manifest{subject, sig, sbom1, sbom2, unrelated, plain}, attestations...) {
@@ -643,33 +673,33 @@ func testReferrers(t *testing.T, s metadata.Store) {
 	elsewhere := manifest("elsewhere", withSubject(subject.Digest), withArtifactType(typeSignature))
 	must(t, s.PutManifest(ctx, "other", elsewhere))
 
-	refs, err := s.Referrers(ctx, "app", subject.Digest, "")
+	refs, err := allReferrers(ctx, s, "app", subject.Digest, "")
 	must(t, err)
 	checkDescriptors(t, "Referrers", refs, append([]*metadata.Manifest{sig, sbom1, sbom2}, attestations...)...)
 
-	refs, err = s.Referrers(ctx, "app", subject.Digest, typeAttestation)
+	refs, err = allReferrers(ctx, s, "app", subject.Digest, typeAttestation)
 	must(t, err)
 	checkDescriptors(t, "Referrers filtered by artifactType", refs, attestations...)
 
-	refs, err = s.Referrers(ctx, "app", subject.Digest, typeSBOM)
+	refs, err = allReferrers(ctx, s, "app", subject.Digest, typeSBOM)
 	must(t, err)
 	checkDescriptors(t, "Referrers filtered by artifactType", refs, sbom1, sbom2)
 
-	refs, err = s.Referrers(ctx, "app", subject.Digest, "application/vnd.example.none")
+	refs, err = allReferrers(ctx, s, "app", subject.Digest, "application/vnd.example.none")
 	must(t, err)
 	if refs == nil {
 		t.Error("Referrers matching no artifactType returned nil, want an empty list")
 	}
 	checkDescriptors(t, "Referrers matching no artifactType", refs)
 
-	refs, err = s.Referrers(ctx, "app", blob("nothing refers to this"), "")
+	refs, err = allReferrers(ctx, s, "app", blob("nothing refers to this"), "")
 	must(t, err)
 	if refs == nil {
 		t.Error("Referrers of an unreferenced digest returned nil, want an empty list")
 	}
 	checkDescriptors(t, "Referrers of an unreferenced digest", refs)
 
-	refs, err = s.Referrers(ctx, "other", subject.Digest, "")
+	refs, err = allReferrers(ctx, s, "other", subject.Digest, "")
 	must(t, err)
 	checkDescriptors(t, "Referrers in the other repository", refs, elsewhere)
 
@@ -679,16 +709,154 @@ func testReferrers(t *testing.T, s metadata.Store) {
 	sbom1.ArtifactType = typeSignature
 	must(t, s.PutManifest(ctx, "app", sbom1))
 	must(t, s.DeleteManifest(ctx, "app", subject.Digest))
-	refs, err = s.Referrers(ctx, "app", subject.Digest, typeSBOM)
+	refs, err = allReferrers(ctx, s, "app", subject.Digest, typeSBOM)
 	must(t, err)
 	checkDescriptors(t, "Referrers after delete and replace", refs, sbom2)
-	refs, err = s.Referrers(ctx, "app", subject.Digest, typeSignature)
+	refs, err = allReferrers(ctx, s, "app", subject.Digest, typeSignature)
 	must(t, err)
 	checkDescriptors(t, "Referrers after delete and replace", refs, sbom1)
 }
 
 // testSearch checks case-insensitive substring search, its order and limit,
 // and that wildcard characters in the query are literal.
+// testReferrersPages checks the bounds of a page: by count, and by bytes
+// (each page ends before the descriptor that would take it past MaxBytes,
+// but holds at least one, however large).
+func testReferrersPages(t *testing.T, s metadata.Store) {
+	ctx := t.Context()
+	subject := manifest("pages-subject")
+	must(t, s.PutManifest(ctx, "app", subject))
+	big := strings.Repeat("x", 10000)
+	var all []*metadata.Manifest
+	for i := range 6 {
+		a := map[string]string{"i": fmt.Sprint(i)}
+		if i%2 == 0 {
+			a["big"] = big
+		}
+		m := manifest(fmt.Sprintf("pages-ref-%d", i), withSubject(subject.Digest), withArtifactType(typeSBOM), withAnnotations(a))
+		must(t, s.PutManifest(ctx, "app", m))
+		all = append(all, m)
+	}
+	slices.SortFunc(all, byDigest)
+
+	page, more, err := s.Referrers(ctx, "app", subject.Digest, metadata.ReferrersQuery{Limit: 4})
+	must(t, err)
+	if !more {
+		t.Error("a page of 4 of 6 referrers says none follow")
+	}
+	checkDescriptors(t, "first page of 4", page, all[:4]...)
+	page, more, err = s.Referrers(ctx, "app", subject.Digest, metadata.ReferrersQuery{Limit: 4, After: page[3].Digest})
+	must(t, err)
+	if more {
+		t.Error("the last page says more follow")
+	}
+	checkDescriptors(t, "second page", page, all[4:]...)
+
+	// By bytes: pages never exceed MaxBytes unless they hold one
+	// descriptor, and together they list every referrer once.
+	const maxBytes = 12000
+	var got []metadata.Descriptor
+	q := metadata.ReferrersQuery{Limit: 100, MaxBytes: maxBytes}
+	for pages := 0; ; pages++ {
+		if pages > len(all) {
+			t.Fatal("paging by bytes does not end")
+		}
+		page, more, err := s.Referrers(ctx, "app", subject.Digest, q)
+		must(t, err)
+		if len(page) == 0 {
+			t.Fatal("an empty page")
+		}
+		size := 0
+		for i := range page {
+			size += metadata.DescriptorSize(&page[i])
+		}
+		if len(page) > 1 && size > maxBytes {
+			t.Errorf("a page of %d descriptors holds %d bytes, bound %d", len(page), size, maxBytes)
+		}
+		got = append(got, page...)
+		if !more {
+			break
+		}
+		q.After = page[len(page)-1].Digest
+	}
+	checkDescriptors(t, "referrers paged by bytes", got, all...)
+}
+
+// testIndexesOf checks the reverse lookup of index children.
+func testIndexesOf(t *testing.T, s metadata.Store) {
+	ctx := t.Context()
+	child := manifest("io-child", withBlobs(blob("io-layer")))
+	other := manifest("io-other")
+	ix1 := manifest("io-index-1", withMediaType(mediaTypeIndex), withManifests(child.Digest, other.Digest, child.Digest))
+	ix2 := manifest("io-index-2", withMediaType(mediaTypeIndex), withManifests(child.Digest))
+	for _, m := range []*metadata.Manifest{child, other, ix1, ix2} {
+		must(t, s.PutManifest(ctx, "app", m))
+	}
+	// The same index in another repository does not count for this one.
+	must(t, s.PutManifest(ctx, "elsewhere", manifest("io-index-3", withMediaType(mediaTypeIndex), withManifests(other.Digest))))
+
+	indexes := func(repo string, d digest.Digest, n int) []string {
+		t.Helper()
+		got, err := s.IndexesOf(ctx, repo, d, n)
+		must(t, err)
+		out := digestStrings(got)
+		slices.Sort(out)
+		return out
+	}
+	want := []string{ix1.Digest.String(), ix2.Digest.String()}
+	slices.Sort(want)
+	checkList(t, "IndexesOf(child)", indexes("app", child.Digest, 10), want)
+	if got := indexes("app", child.Digest, 1); len(got) != 1 || !slices.Contains(want, got[0]) {
+		t.Errorf("IndexesOf(child, 1) = %q, want one of %q", got, want)
+	}
+	checkList(t, "IndexesOf(other)", indexes("app", other.Digest, 10), []string{ix1.Digest.String()})
+	checkList(t, "IndexesOf(an index nothing lists)", indexes("app", ix1.Digest, 10), []string{})
+	checkList(t, "IndexesOf in an unknown repository", indexes("unknown", child.Digest, 10), []string{})
+	// Deleting the index drops its references.
+	must(t, s.DeleteManifest(ctx, "app", ix1.Digest))
+	checkList(t, "IndexesOf(other) after the index is deleted", indexes("app", other.Digest, 10), []string{})
+}
+
+func digestStrings(ds []digest.Digest) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.String()
+	}
+	return out
+}
+
+// testBlobRepositories checks the reverse lookup of blob links, and that
+// the walk stops when asked to.
+func testBlobRepositories(t *testing.T, s metadata.Store) {
+	ctx := t.Context()
+	d := blob("br-shared")
+	repos := []string{"b/one", "a", "a/b", "a-b", "ab"}
+	for _, r := range repos {
+		must(t, s.PutBlob(ctx, r, d, 5))
+	}
+	must(t, s.PutBlob(ctx, "z", blob("br-other"), 5))
+	all := func(d digest.Digest) []string {
+		t.Helper()
+		got := []string{}
+		must(t, s.BlobRepositories(ctx, d, func(name string) bool {
+			got = append(got, name)
+			return true
+		}))
+		slices.Sort(got)
+		return got
+	}
+	slices.Sort(repos)
+	checkList(t, "BlobRepositories", all(d), repos)
+	calls := 0
+	must(t, s.BlobRepositories(ctx, d, func(string) bool { calls++; return calls < 2 }))
+	if calls != 2 {
+		t.Errorf("yield was called %d times after it returned false on the second", calls)
+	}
+	must(t, s.DeleteBlob(ctx, "a-b", d))
+	checkList(t, "BlobRepositories after a delete", all(d), []string{"a", "a/b", "ab", "b/one"})
+	checkList(t, "BlobRepositories of an unknown blob", all(blob("br-none")), []string{})
+}
+
 func testSearch(t *testing.T, s metadata.Store) {
 	ctx := t.Context()
 	names := []string{

@@ -469,6 +469,9 @@ func TestQueryPlans(t *testing.T) {
 		`INSERT INTO gc_tombstones (repo, kind, digest, removed_at)
 			SELECT 'org/repo-' || lpad((i % 3000)::text, 5, '0'), i % 2, 'sha256:' || md5('t' || i), now()
 			FROM generate_series(1, 3000) AS i`,
+		`INSERT INTO manifest_refs (manifest_id, kind, position, repo_id, child)
+			SELECT id, j % 2, j, repo_id, 'sha256:' || md5(id || '/' || j)
+			FROM manifests, generate_series(0, 3) AS j`,
 		`VACUUM ANALYZE`,
 	}
 	for _, q := range fixture {
@@ -495,8 +498,10 @@ func TestQueryPlans(t *testing.T) {
 		{"Tags (few)", sqlTags, []any{"org/repo-00042", "", 100}, false},
 		// The join's output has no order PostgreSQL can see, so the rows
 		// of one subject are sorted: a handful, found by the index.
-		{"Referrers", sqlReferrers, []any{"org/repo-00042", "sha256:x", ""}, true},
-		{"Referrers (filtered)", sqlReferrers, []any{"org/repo-00042", "sha256:x", "a"}, true},
+		{"Referrers", sqlReferrers, []any{"org/repo-00042", "sha256:x", "", "", 1001}, true},
+		{"Referrers (filtered)", sqlReferrers, []any{"org/repo-00042", "sha256:x", "a", "sha256:a", 1001}, true},
+		{"IndexesOf", sqlIndexesOf, []any{"org/repo-00042", "sha256:x", 10}, true},
+		{"BlobRepositories", sqlBlobRepositories, []any{"sha256:x"}, true},
 		{"Repositories", sqlRepositories, []any{"org/repo-01000", 100}, false},
 		{"Repositories (first page)", sqlRepositories, []any{"", 1000}, false},
 		{"Search", sqlSearchRepositories, []any{"repo-0004", 25}, false},

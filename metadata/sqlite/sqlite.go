@@ -51,6 +51,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -80,7 +81,8 @@ type Store struct {
 	resolveTag, getManifest *sql.Stmt
 	blobSize, anyBlobSize   *sql.Stmt
 	repoExists, tags        *sql.Stmt
-	referrers               *sql.Stmt
+	referrers, indexesOf    *sql.Stmt
+	blobRepositories        *sql.Stmt
 	repositories            *sql.Stmt
 	searchRepositories      *sql.Stmt
 	readStmts               []*sql.Stmt
@@ -150,9 +152,22 @@ LIMIT ?3`
 	sqlReferrers = `SELECT m.media_type, m.digest, m.size, m.artifact_type, m.annotations
 FROM repositories AS r
 LEFT JOIN manifests AS m ON m.repo_id = r.id AND m.subject = ?2
-	AND (?3 = '' OR m.artifact_type = ?3)
+	AND (?3 = '' OR m.artifact_type = ?3) AND m.digest > ?4
 WHERE r.name = ?1
-ORDER BY m.digest`
+ORDER BY m.digest
+LIMIT ?5`
+
+	sqlIndexesOf = `SELECT m.digest
+FROM repositories AS r
+JOIN manifest_refs AS mr ON mr.repo_id = r.id AND mr.child = ?2 AND mr.kind = 1
+JOIN manifests AS m ON m.id = mr.manifest_id
+WHERE r.name = ?1
+LIMIT ?3`
+
+	sqlBlobRepositories = `SELECT r.name
+FROM repo_blobs AS rb
+JOIN repositories AS r ON r.id = rb.repo_id
+WHERE rb.digest = ?1`
 
 	sqlRepositories = `SELECT name FROM repositories
 WHERE name > ?1
@@ -341,6 +356,8 @@ func open(abs string) (s *Store, err error) {
 		{&s.repoExists, sqlRepoExists},
 		{&s.tags, sqlTags},
 		{&s.referrers, sqlReferrers},
+		{&s.indexesOf, sqlIndexesOf},
+		{&s.blobRepositories, sqlBlobRepositories},
 		{&s.repositories, sqlRepositories},
 		{&s.searchRepositories, sqlSearchRepositories},
 	} {
@@ -799,23 +816,24 @@ func collectNullable(rows *sql.Rows, n int) (names []string, found bool, err err
 
 // Referrers lists the manifests in repo whose subject is d, optionally only
 // those of artifactType, ordered by digest.
-func (s *Store) Referrers(ctx context.Context, repo string, d digest.Digest, artifactType string) ([]metadata.Descriptor, error) {
-	descs, err := s.referrersOf(ctx, repo, d, artifactType)
+func (s *Store) Referrers(ctx context.Context, repo string, d digest.Digest, q metadata.ReferrersQuery) ([]metadata.Descriptor, bool, error) {
+	descs, more, err := s.referrersOf(ctx, repo, d, q)
 	if err != nil {
-		return nil, fmt.Errorf("metadata/sqlite: referrers of %s@%s: %w", repo, d, err)
+		return nil, false, fmt.Errorf("metadata/sqlite: referrers of %s@%s: %w", repo, d, err)
 	}
-	return descs, nil
+	return descs, more, nil
 }
 
-// referrersOf does Referrers' work, leaving the error unwrapped.
-func (s *Store) referrersOf(ctx context.Context, repo string, d digest.Digest, artifactType string) ([]metadata.Descriptor, error) {
-	rows, err := s.referrers.QueryContext(ctx, repo, string(d), artifactType)
+// referrersOf does Referrers' work, leaving the error unwrapped. Rows are
+// read one at a time and reading stops at the page's bounds.
+func (s *Store) referrersOf(ctx context.Context, repo string, d digest.Digest, q metadata.ReferrersQuery) ([]metadata.Descriptor, bool, error) {
+	rows, err := s.referrers.QueryContext(ctx, repo, string(d), q.ArtifactType, string(q.After), max(q.Limit, 1)+1)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer rows.Close()
 	descs := []metadata.Descriptor{}
-	found := false
+	found, more, used := false, false, 0
 	for rows.Next() {
 		found = true
 		var (
@@ -823,14 +841,19 @@ func (s *Store) referrersOf(ctx context.Context, repo string, d digest.Digest, a
 			size                             sql.NullInt64
 		)
 		if err := rows.Scan(&mediaType, &dgst, &size, &artType, &annots); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if !dgst.Valid {
 			continue // the repository exists but nothing refers to d
 		}
+		n := metadata.RawDescriptorSize(mediaType.String, dgst.String, artType.String, len(annots.String))
+		if !q.Fits(len(descs), used, n) {
+			more = true
+			break
+		}
 		a, err := decodeAnnotations(annots)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		descs = append(descs, metadata.Descriptor{
 			MediaType:    mediaType.String,
@@ -839,14 +862,58 @@ func (s *Store) referrersOf(ctx context.Context, repo string, d digest.Digest, a
 			ArtifactType: artType.String,
 			Annotations:  a,
 		})
+		used += n
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if !found {
-		return nil, metadata.ErrRepositoryNotFound
+		return nil, false, metadata.ErrRepositoryNotFound
 	}
-	return descs, nil
+	return descs, more, nil
+}
+
+// IndexesOf lists the manifests of repo that list d as a child.
+func (s *Store) IndexesOf(ctx context.Context, repo string, d digest.Digest, n int) ([]digest.Digest, error) {
+	names, err := s.names(ctx, s.indexesOf, repo, max(n, 1), string(d))
+	if err != nil {
+		return nil, fmt.Errorf("metadata/sqlite: indexes of %s@%s: %w", repo, d, err)
+	}
+	return uniqueDigests(names), nil
+}
+
+// uniqueDigests turns names into digests, each once (an index may list a
+// child twice).
+func uniqueDigests(names []string) []digest.Digest {
+	out := make([]digest.Digest, 0, len(names))
+	for _, v := range names {
+		if !slices.Contains(out, digest.Digest(v)) {
+			out = append(out, digest.Digest(v))
+		}
+	}
+	return out
+}
+
+// BlobRepositories yields the repositories linking blob d.
+func (s *Store) BlobRepositories(ctx context.Context, d digest.Digest, yield func(string) bool) error {
+	rows, err := s.blobRepositories.QueryContext(ctx, string(d))
+	if err != nil {
+		return fmt.Errorf("metadata/sqlite: repositories of blob %s: %w", d, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return fmt.Errorf("metadata/sqlite: repositories of blob %s: %w", d, err)
+		}
+		if !yield(name) {
+			return nil
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("metadata/sqlite: repositories of blob %s: %w", d, err)
+	}
+	return nil
 }
 
 // Repositories lists up to n repository names after last, in byte order.
@@ -868,12 +935,17 @@ func (s *Store) SearchRepositories(ctx context.Context, query string, n int) ([]
 	return names, nil
 }
 
-// names runs a repository-name statement taking (argument, limit).
-func (s *Store) names(ctx context.Context, st *sql.Stmt, arg string, n int) ([]string, error) {
+// names runs a statement listing strings, taking (arg, arg2..., limit).
+func (s *Store) names(ctx context.Context, st *sql.Stmt, arg string, n int, arg2 ...string) ([]string, error) {
 	if n == 0 {
 		return []string{}, nil
 	}
-	rows, err := st.QueryContext(ctx, arg, limit(n))
+	args := []any{arg}
+	for _, a := range arg2 {
+		args = append(args, a)
+	}
+	args = append(args, limit(n))
+	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, err
 	}

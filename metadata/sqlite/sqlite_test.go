@@ -151,6 +151,8 @@ func TestQueryPlans(t *testing.T) {
 		"AnyBlobSize":    sqlAnyBlobSize,
 		"Tags":           sqlTags,
 		"Referrers":      sqlReferrers,
+		"IndexesOf":      sqlIndexesOf,
+		"BlobRepos":      sqlBlobRepositories,
 		"Repositories":   sqlRepositories,
 		"DeleteTag":      sqlDeleteTag,
 		"prune":          sqlPruneRepo,
@@ -164,7 +166,7 @@ func TestQueryPlans(t *testing.T) {
 		"blobLinked":     sqlBlobLinked,
 		"collectTag":     sqlCollectTag,
 	} {
-		rows, err := s.wdb.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+query, "r", "x", 10, "[]")
+		rows, err := s.wdb.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+query, "r", "x", 10, "[]", 10)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
