@@ -119,6 +119,9 @@ type Manifests struct {
 	// RequireLayers rejects image manifests whose layers are not all in the
 	// repository (sparse manifests are accepted by default).
 	RequireLayers bool `yaml:"requireLayers"`
+	// DeleteReferenced allows deleting a manifest that an index in the
+	// same repository lists, which leaves that index unpullable.
+	DeleteReferenced bool `yaml:"deleteReferenced"`
 }
 
 // Uploads tunes upload sessions.

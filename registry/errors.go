@@ -29,6 +29,7 @@ var (
 	ErrManifestInvalid     = Code{"MANIFEST_INVALID", http.StatusBadRequest, "manifest invalid"}
 	ErrManifestTooLarge    = Code{"MANIFEST_INVALID", http.StatusRequestEntityTooLarge, "manifest exceeds the size limit"}
 	ErrManifestUnknown     = Code{"MANIFEST_UNKNOWN", http.StatusNotFound, "manifest unknown to registry"}
+	ErrManifestReferenced  = Code{"MANIFEST_REFERENCED", http.StatusConflict, "manifest is listed by an index in the repository"}
 	ErrNameInvalid         = Code{"NAME_INVALID", http.StatusBadRequest, "invalid repository name"}
 	ErrNameUnknown         = Code{"NAME_UNKNOWN", http.StatusNotFound, "repository name not known to registry"}
 	ErrSizeInvalid         = Code{"SIZE_INVALID", http.StatusBadRequest, "provided length did not match content length"}

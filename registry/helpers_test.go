@@ -155,7 +155,7 @@ var tableCodes = func() map[string]bool {
 		ErrManifestBlobUnknown, ErrManifestInvalid, ErrManifestTooLarge, ErrManifestUnknown, ErrNameInvalid,
 		ErrNameUnknown, ErrSizeInvalid, ErrTagInvalid, ErrRangeInvalid, ErrRangeUnsatisfiable,
 		ErrPaginationInvalid, ErrUnauthorized, ErrDenied, ErrUnsupported, ErrNotFound, ErrTooManyRequests,
-		ErrUnknown, ErrUnavailable} {
+		ErrUnknown, ErrUnavailable, ErrManifestReferenced} {
 		m[c.Name] = true
 	}
 	return m

@@ -399,12 +399,34 @@ func (reg *Registry) getManifest(w http.ResponseWriter, r *http.Request, rt Rout
 	return nil
 }
 
+// checkUnreferenced refuses to delete manifest d of repo while an index
+// of the repository lists it: the index, and every tag on it, would stop
+// being pullable.
+func (reg *Registry) checkUnreferenced(r *http.Request, repo string, d digest.Digest) error {
+	parents, err := reg.meta.IndexesOf(r.Context(), repo, d, 5)
+	if err != nil || len(parents) == 0 {
+		return err
+	}
+	list := make([]string, len(parents))
+	for i, p := range parents {
+		list[i] = p.String()
+	}
+	return &Error{Code: ErrManifestReferenced,
+		Message: fmt.Sprintf("manifest %s is listed by the index %s in %s: delete the index (or its tags) first", d, list[0], repo),
+		Detail:  map[string]any{"digest": d.String(), "indexes": list}}
+}
+
 func (reg *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, rt Route) error {
 	ctx := r.Context()
 	if isDigestRef(rt.Ref) {
 		d, err := parseDigest(rt.Ref)
 		if err != nil {
 			return err
+		}
+		if !reg.opts.DeleteReferenced {
+			if err := reg.checkUnreferenced(r, rt.Name, d); err != nil {
+				return err
+			}
 		}
 		if err := reg.meta.DeleteManifest(ctx, rt.Name, d); err != nil {
 			return metaErr(err, ErrManifestUnknown, rt.Name)

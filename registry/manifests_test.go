@@ -645,3 +645,39 @@ func TestManifestConditionalGet(t *testing.T) {
 	wantStatus(t, res, http.StatusOK)
 	wantHeader(t, res, "Etag", `"`+img.Digest.String()+`"`)
 }
+
+// TestDeleteReferencedManifest checks that a manifest an index of the same repository lists
+// cannot be deleted (the index and its tags would stop being pullable) until the index is
+// gone, unless DeleteReferenced allows it.
+func TestDeleteReferencedManifest(t *testing.T) {
+	t.Parallel()
+	for _, allow := range []bool{false, true} {
+		e := newEnv(t, Options{DeleteReferenced: allow})
+		img := e.pushImage("ref", "", MediaTypeOCIManifest, "child")
+		d := manifestDesc(img.MediaType, img.Body)
+		d.Platform = &platform{OS: "linux", Architecture: "amd64"}
+		idx := mustJSON(t, indexManifest{SchemaVersion: 2, MediaType: MediaTypeOCIIndex, Manifests: []desc{d}})
+		idxD := e.pushManifest("ref", "latest", MediaTypeOCIIndex, idx)
+		// The same child pushed to another repository without an index.
+		e.pushImage("other", "", MediaTypeOCIManifest, "child")
+
+		res := e.do(req{Method: "DELETE", Path: "/v2/ref/manifests/" + img.Digest.String()})
+		if allow {
+			wantStatus(t, res, http.StatusAccepted)
+			continue
+		}
+		wantError(t, res, http.StatusConflict, "MANIFEST_REFERENCED")
+		if !strings.Contains(string(res.Body), idxD.String()) {
+			t.Errorf("the refusal does not name the index %s: %s", idxD, res.Body)
+		}
+		wantManifest(t, e, "ref", img.Digest.String(), MediaTypeOCIManifest, img.Body)
+		// Elsewhere it is no index's child.
+		wantStatus(t, e.do(req{Method: "DELETE", Path: "/v2/other/manifests/" + img.Digest.String()}), http.StatusAccepted)
+		// Untagging does not free it: the index still lists it.
+		wantStatus(t, e.do(req{Method: "DELETE", Path: "/v2/ref/manifests/latest"}), http.StatusAccepted)
+		wantError(t, e.do(req{Method: "DELETE", Path: "/v2/ref/manifests/" + img.Digest.String()}), http.StatusConflict, "MANIFEST_REFERENCED")
+		// Deleting the index does.
+		wantStatus(t, e.do(req{Method: "DELETE", Path: "/v2/ref/manifests/" + idxD.String()}), http.StatusAccepted)
+		wantStatus(t, e.do(req{Method: "DELETE", Path: "/v2/ref/manifests/" + img.Digest.String()}), http.StatusAccepted)
+	}
+}

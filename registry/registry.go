@@ -28,6 +28,10 @@ type Options struct {
 	// sparse manifests (some layers or platforms absent) are accepted, as
 	// the distribution spec allows.
 	RequireLayers bool
+	// DeleteReferenced allows deleting a manifest that an index in the
+	// same repository lists. By default such a delete is refused: it
+	// would leave the index (and its tags) unpullable.
+	DeleteReferenced bool
 	// Logger receives the access log and errors.
 	Logger *slog.Logger
 	// Authorize, when set, is called for every routed request before its

@@ -189,9 +189,10 @@ func serve(ctx context.Context, cfg config.Config) error {
 		return err
 	}
 	opts := registry.Options{
-		MaxManifestSize: cfg.Manifests.MaxSize,
-		RequireLayers:   cfg.Manifests.RequireLayers,
-		Logger:          log,
+		MaxManifestSize:  cfg.Manifests.MaxSize,
+		RequireLayers:    cfg.Manifests.RequireLayers,
+		DeleteReferenced: cfg.Manifests.DeleteReferenced,
+		Logger:           log,
 	}
 	if gate != nil {
 		opts.Authorize, opts.MayPull, opts.MayMount = gate.Authorize, gate.MayPull, gate.MayMount
