@@ -3,10 +3,17 @@ package connector
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/berthhq/berth/client/transport"
 
 	"github.com/berthhq/berth/registry"
 )
@@ -76,10 +83,15 @@ func (c *Connector) record(ca *cache, err error, latency time.Duration, probe bo
 		h.state, h.downSince = stateUp, time.Time{}
 	}
 	if err != nil && (kind != kindNotFound || probe) {
-		h.lastError, h.lastErrorAt = err.Error(), now
+		h.lastError, h.lastErrorAt = redacted(err), now
 	}
 	state := h.state
 	h.mu.Unlock()
+	if !probe && (kind == kindRefused || kind == kindBad || kind == kindRateLimited) {
+		// The health report shows these redacted; the log keeps the
+		// request they came from.
+		c.log.Warn("upstream request failed", "registry", ca.name, "upstream", ca.up.name, "err", err)
+	}
 	switch {
 	case state == prev:
 	case state == stateDown:
@@ -89,6 +101,53 @@ func (c *Connector) record(ca *cache, err error, latency time.Duration, probe bo
 	default:
 		c.log.Info("upstream up", "registry", ca.name, "upstream", ca.up.name, "latency", latency.Round(time.Microsecond))
 	}
+}
+
+// kindNames describe error kinds in health reports.
+var kindNames = map[errKind]string{
+	kindUnavailable: "unavailable",
+	kindNotFound:    "not found",
+	kindRateLimited: "rate-limiting",
+	kindRefused:     "refused access",
+	kindBad:         "answered wrongly",
+}
+
+// redacted describes err for the health report without the request it
+// came from: URLs and messages of upstream failures name repositories, and
+// the report is for callers who may not read them (the full error is in
+// the log). It keeps what tells an operator what is wrong: the kind, the
+// HTTP status and error codes, or the network failure.
+func redacted(err error) string {
+	what := kindNames[kindOf(err)]
+	if what == "" {
+		what = "failed"
+	}
+	var te *transport.Error
+	var ue *url.Error
+	switch {
+	case errors.As(err, &te):
+		codes := make([]string, 0, len(te.Errors))
+		for _, d := range te.Errors {
+			codes = append(codes, d.Code)
+		}
+		s := fmt.Sprintf("%s: HTTP %d %s", what, te.StatusCode, http.StatusText(te.StatusCode))
+		if len(codes) > 0 {
+			s += " (" + strings.Join(codes, ", ") + ")"
+		}
+		return s
+	case errors.Is(err, context.DeadlineExceeded):
+		return what + ": no answer in time"
+	case errors.Is(err, transport.ErrDigestMismatch):
+		return what + ": content does not match its digest"
+	case errors.As(err, &ue):
+		// The network failure without the URL (dial, DNS, TLS).
+		return what + ": " + ue.Err.Error()
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return what + ": " + ne.Error()
+	}
+	return what
 }
 
 // probeLoop probes ca's upstream now and then every probe interval, until

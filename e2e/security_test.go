@@ -307,3 +307,54 @@ func TestSecurityAmbiguousManifests(t *testing.T) {
 		c.pushManifest("amb/app", sha256Digest([]byte(tc.body)), tc.ct, []byte(tc.body))
 	}
 }
+
+// TestSecurityConnectorHealthRedacted checks that the connectors' health report, which callers
+// with catalog access may read, does not name the repositories whose upstream requests failed.
+func TestSecurityConnectorHealthRedacted(t *testing.T) {
+	t.Parallel()
+	up := startAuthBerth(t, exampleConfig(t, "auth-basic.yaml"), nil) // refuses anonymous pulls
+	cfg := securityConfig(t, `  rules:
+    - repositories: ["**"]
+      groups: [admins]
+      actions: ["*"]
+      catalog: true
+    - repositories: ["public/*"]
+      users: [anonymous]
+      actions: [pull]
+      catalog: true
+`, fmt.Sprintf(`registries:
+  - name: hub
+    type: cache
+    prefix: hub/
+    upstream:
+      url: %s
+`, up.URL()))
+	front := startAuthBerth(t, cfg, nil)
+	admin := authClient(t, front.URL(), adminUser, adminPass)
+	anon := &regClient{t: t, base: mustParseURL(t, front.URL()), hc: front.httpClient()}
+
+	const secret = "corp/topsecret-project-name"
+	r := admin.request("GET", "/v2/hub/"+secret+"/manifests/v1", nil, "Accept", manifestAccept)
+	if r.Status != http.StatusBadGateway {
+		t.Fatalf("pull through a cache whose upstream refuses it: want 502, got:\n%s", r)
+	}
+	for _, c := range []*regClient{anon, admin} {
+		r := c.expect(c.request("GET", "/_berth/connectors", nil), http.StatusOK)
+		var body struct {
+			Connectors []struct{ Name, State, LastError string }
+		}
+		if err := json.Unmarshal(r.Body, &body); err != nil || len(body.Connectors) != 1 {
+			t.Fatalf("health: %v\n%s", err, r)
+		}
+		if strings.Contains(string(r.Body), "topsecret") {
+			t.Errorf("the health report names the repository:\n%s", r.Body)
+		}
+		if le := body.Connectors[0].LastError; !strings.Contains(le, "401") {
+			t.Errorf("lastError %q does not say what went wrong (HTTP 401)", le)
+		}
+	}
+	// The operator still finds the whole story in the log.
+	if !strings.Contains(front.log.String(), "topsecret-project-name") {
+		t.Error("the log does not name the failed request")
+	}
+}
