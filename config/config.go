@@ -38,6 +38,7 @@ type Config struct {
 	Metadata  Metadata  `yaml:"metadata"`
 	Manifests Manifests `yaml:"manifests"`
 	Uploads   Uploads   `yaml:"uploads"`
+	Server    Server    `yaml:"server"`
 	Log       Log       `yaml:"log"`
 	// GC schedules garbage collection; see package gc.
 	GC gc.Config `yaml:"gc"`
@@ -48,6 +49,14 @@ type Config struct {
 	// Registries route repository names by prefix to hosted, cache
 	// (pull-through) and virtual registries; see package connector.
 	Registries connector.Config `yaml:"registries"`
+}
+
+// Server tunes the HTTP server.
+type Server struct {
+	// BodyIdleTimeout ends a request whose body sends nothing for this
+	// long (a slow but moving body is fine), so a stalled client cannot
+	// hold an upload session or a connection.
+	BodyIdleTimeout time.Duration `yaml:"bodyIdleTimeout"`
 }
 
 // Storage selects the blob storage driver.
@@ -251,6 +260,7 @@ func Default() Config {
 		Metadata:  Metadata{Driver: "sqlite"},
 		Manifests: Manifests{MaxSize: 4 << 20},
 		Uploads:   Uploads{MaxAgeHours: 168},
+		Server:    Server{BodyIdleTimeout: time.Minute},
 		Log:       Log{Level: "info", Format: "text"},
 		GC:        gc.DefaultConfig(),
 		Auth: Auth{
@@ -368,7 +378,19 @@ func sortedKeys(m map[string]reflect.Value) []string {
 	return out
 }
 
+// durationType is the type of settings written as Go durations ("90s",
+// "5m", "24h").
+var durationType = reflect.TypeOf(time.Duration(0))
+
 func setField(f reflect.Value, s string) error {
+	if f.Type() == durationType {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration (write it like 90s, 5m or 24h)", s)
+		}
+		f.SetInt(int64(d))
+		return nil
+	}
 	switch f.Kind() {
 	case reflect.String:
 		f.SetString(s)
@@ -415,6 +437,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Data == "" {
 		bad("data: must name a directory")
+	}
+	if d := c.Server.BodyIdleTimeout; d < time.Second || d > time.Hour {
+		bad("server.bodyIdleTimeout %v: want from 1s to 1h", d)
 	}
 	switch c.Storage.Driver {
 	case "filesystem":

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // writeFile writes a config file into a temporary directory.
@@ -394,4 +395,33 @@ func TestEveryFieldHasAnEnvVariable(t *testing.T) {
 			t.Errorf("%s=1 changed nothing", name)
 		}
 	}
+}
+
+// TestDurations checks settings written as Go durations: in the file and the environment they
+// take a unit; a bare number (which the YAML decoder would read as nanoseconds) is refused.
+func TestDurations(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	if err := c.LoadFile(writeFile(t, "server:\n  bodyIdleTimeout: 90s\n")); err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.BodyIdleTimeout != 90*time.Second {
+		t.Errorf("bodyIdleTimeout = %v, want 90s", c.Server.BodyIdleTimeout)
+	}
+	for _, content := range []string{"server:\n  bodyIdleTimeout: 90\n", "server:\n  bodyIdleTimeout: 1.5\n", "server:\n  bodyIdleTimeout: soon\n"} {
+		c := Default()
+		if err := c.LoadFile(writeFile(t, content)); err == nil {
+			t.Errorf("%q: no error; loaded %v", content, c.Server.BodyIdleTimeout)
+		}
+	}
+	c = Default()
+	if err := c.ApplyEnv([]string{"BERTH_SERVER_BODYIDLETIMEOUT=2m"}); err != nil || c.Server.BodyIdleTimeout != 2*time.Minute {
+		t.Errorf("BERTH_SERVER_BODYIDLETIMEOUT=2m: %v, %v", err, c.Server.BodyIdleTimeout)
+	}
+	if err := c.ApplyEnv([]string{"BERTH_SERVER_BODYIDLETIMEOUT=120"}); err == nil || !strings.Contains(err.Error(), "duration") {
+		t.Errorf("BERTH_SERVER_BODYIDLETIMEOUT=120: %v", err)
+	}
+	c = Default()
+	c.Server.BodyIdleTimeout = 0
+	wantErrorContaining(t, c.Validate(), "server.bodyIdleTimeout")
 }

@@ -45,6 +45,9 @@ func checkIntegers(n *yaml.Node, t reflect.Type, path string) error {
 				return err
 			}
 		}
+	case n.Kind == yaml.ScalarNode && t == durationType && (n.Tag == "!!int" || n.Tag == "!!float"):
+		// The YAML decoder would read a bare number as nanoseconds.
+		return fmt.Errorf("line %d: %s: %q needs a unit: write a duration like 90s, 5m or 24h", n.Line, path, n.Value)
 	case n.Kind == yaml.ScalarNode && isIntKind(t.Kind()) && n.Tag == "!!float":
 		return fmt.Errorf("line %d: %s: %q is not a whole number", n.Line, path, n.Value)
 	}

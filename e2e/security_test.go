@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -357,4 +361,99 @@ func TestSecurityConnectorHealthRedacted(t *testing.T) {
 	if !strings.Contains(front.log.String(), "topsecret-project-name") {
 		t.Error("the log does not name the failed request")
 	}
+}
+
+// rawRequest writes a request head and part of its body on a new connection to addr and
+// returns the connection, so a test can stall a body.
+func rawRequest(t testing.TB, addr, method, path string, declared int, sent []byte) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", method, path, addr, declared)
+	if _, err := conn.Write(sent); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// readStatus reads the status of the response on conn, waiting at most limit (a bound against
+// a hang, not a synchronisation).
+func readStatus(t testing.TB, conn net.Conn, limit time.Duration) int {
+	t.Helper()
+	_ = conn.SetReadDeadline(time.Now().Add(limit))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no response on the stalled request within %v: %v", limit, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestSecurityStalledBody checks that a request body that stalls cannot hold its upload
+// session: the status of the session answers at once while the body stalls, the stalled
+// request ends after server.bodyIdleTimeout with 408 keeping what it received (the upload
+// resumes from there), a slow but moving body is not cut, and cancelling the session stops a
+// request still writing into it.
+func TestSecurityStalledBody(t *testing.T) {
+	t.Parallel()
+	srv := startBerth(t, "--config", writeFile(t, t.TempDir(), "berth.yaml", []byte("server:\n  bodyIdleTimeout: 2s\n")))
+	c := newClient(t, srv)
+	c.hc.Timeout = 10 * time.Second // a status or cancel that waits on the stalled writer fails the test
+
+	loc := c.startUpload("stall/app")
+	conn := rawRequest(t, srv.Addr, "PATCH", loc, 100, []byte("X"))
+	r := c.request("GET", loc, nil)
+	if r.Status != http.StatusNoContent || r.Header.Get("Range") != "0-0" {
+		t.Fatalf("status while a PATCH stalls: want 204 with Range 0-0, got:\n%s", r)
+	}
+	if st := readStatus(t, conn, 30*time.Second); st != http.StatusRequestTimeout {
+		t.Fatalf("stalled PATCH: status %d, want 408", st)
+	}
+	// The byte that arrived is kept: the upload resumes after it.
+	rest := bytes.Repeat([]byte("y"), 99)
+	r = c.expect(c.request("PATCH", loc, rest, "Content-Type", "application/octet-stream", "Content-Range", "1-99"), http.StatusAccepted)
+	if r.Header.Get("Range") != "0-99" {
+		t.Fatalf("resumed PATCH: Range %q, want 0-99", r.Header.Get("Range"))
+	}
+	whole := append([]byte("X"), rest...)
+	c.expect(c.request("PUT", c.withQuery(r.Header.Get("Location"), "digest", sha256Digest(whole)), nil), http.StatusCreated)
+	if got := c.blob("stall/app", sha256Digest(whole)); !bytes.Equal(got, whole) {
+		t.Fatal("the resumed blob differs")
+	}
+
+	// A slow body with pauses shorter than the timeout, lasting longer than it, goes through.
+	slow := bytes.Repeat([]byte("s"), 8)
+	pr, pw := io.Pipe()
+	go func() {
+		for _, b := range slow {
+			time.Sleep(500 * time.Millisecond) // the body's pace, not a synchronisation
+			if _, err := pw.Write([]byte{b}); err != nil {
+				return
+			}
+		}
+		pw.Close()
+	}()
+	loc = c.startUpload("stall/app")
+	r = c.do("PATCH", loc, http.Header{"Content-Type": {"application/octet-stream"}}, pr, int64(len(slow)))
+	if r.Status != http.StatusAccepted || r.Header.Get("Range") != "0-7" {
+		t.Fatalf("slow but moving PATCH: want 202 with Range 0-7, got:\n%s", r)
+	}
+
+	// Cancelling a session stops the request writing into it, however long its timeout.
+	srv2 := startBerth(t, "--config", writeFile(t, t.TempDir(), "berth.yaml", []byte("server:\n  bodyIdleTimeout: 1h\n")))
+	c2 := newClient(t, srv2)
+	c2.hc.Timeout = 10 * time.Second
+	loc = c2.startUpload("stall/app")
+	conn = rawRequest(t, srv2.Addr, "PATCH", loc, 100, []byte("X"))
+	if r := c2.request("GET", loc, nil); r.Status != http.StatusNoContent {
+		t.Fatalf("status while a PATCH stalls: %s", r)
+	}
+	c2.expect(c2.request("DELETE", loc, nil), http.StatusNoContent)
+	if st := readStatus(t, conn, 30*time.Second); st != http.StatusNotFound {
+		t.Errorf("the PATCH of a cancelled session: status %d, want 404", st)
+	}
+	c2.expect(c2.request("GET", loc, nil), http.StatusNotFound)
 }

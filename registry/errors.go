@@ -35,6 +35,7 @@ var (
 	ErrSizeInvalid         = Code{"SIZE_INVALID", http.StatusBadRequest, "provided length did not match content length"}
 	ErrTagInvalid          = Code{"TAG_INVALID", http.StatusBadRequest, "invalid tag"}
 	ErrRangeInvalid        = Code{"BLOB_UPLOAD_INVALID", http.StatusRequestedRangeNotSatisfiable, "content range does not follow the data received so far"}
+	ErrBodyTimeout         = Code{"BLOB_UPLOAD_INVALID", http.StatusRequestTimeout, "the request body stalled"}
 	ErrRangeUnsatisfiable  = Code{"RANGE_INVALID", http.StatusRequestedRangeNotSatisfiable, "requested range not satisfiable"}
 	ErrPaginationInvalid   = Code{"PAGINATION_NUMBER_INVALID", http.StatusBadRequest, "invalid number of results requested"}
 	ErrUnauthorized        = Code{"UNAUTHORIZED", http.StatusUnauthorized, "authentication required"}

@@ -239,6 +239,9 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt Rout
 		return errf(ErrManifestTooLarge, "manifest of %d bytes exceeds the limit of %d", r.ContentLength, max)
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	if errors.Is(err, ErrBodyStalled) {
+		return errf(ErrBodyTimeout, "reading manifest: %v", err)
+	}
 	if err != nil {
 		return errf(ErrManifestInvalid, "reading manifest: %v", err)
 	}

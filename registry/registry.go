@@ -32,6 +32,9 @@ type Options struct {
 	// same repository lists. By default such a delete is refused: it
 	// would leave the index (and its tags) unpullable.
 	DeleteReferenced bool
+	// BodyIdleTimeout ends a request whose body sends nothing for this
+	// long (0: no limit). A slow but moving body is not affected.
+	BodyIdleTimeout time.Duration
 	// Logger receives the access log and errors.
 	Logger *slog.Logger
 	// Authorize, when set, is called for every routed request before its
@@ -148,6 +151,7 @@ func (reg *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (reg *Registry) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	defer reg.limitBody(w, r)()
 	rt, ok := ParseRoute(r.Method, r.URL.Path)
 	if !ok {
 		writeError(w, r, reg.log, errf(ErrNotFound, "no route for %s %s", r.Method, r.URL.Path))

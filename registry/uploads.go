@@ -21,6 +21,7 @@ func blobLocation(name string, d digest.Digest) string {
 // uploadErr maps storage errors of an upload to wire errors.
 func (reg *Registry) uploadErr(err error, rt Route) error {
 	var re *storage.RangeError
+	var stall *stallError
 	switch {
 	case errors.As(err, &re):
 		h := http.Header{}
@@ -34,6 +35,10 @@ func (reg *Registry) uploadErr(err error, rt Route) error {
 		return &Error{Code: ErrDigestInvalid, Message: err.Error()}
 	case errors.Is(err, storage.ErrUnsupportedDigest):
 		return &Error{Code: ErrDigestInvalid, Message: err.Error()}
+	case errors.As(err, &stall):
+		return &Error{Code: ErrBodyTimeout, Message: stall.Error() + "; the bytes received are kept, resume from the upload's Range"}
+	case errors.Is(err, errBodyAborted):
+		return &Error{Code: ErrBlobUploadUnknown, Message: "the upload session was cancelled while this request wrote into it", Detail: map[string]string{"uuid": rt.Ref}}
 	case errors.Is(err, storage.ErrSourceBroken):
 		return &Error{Code: ErrBlobUploadInvalid, Message: "the request body ended before its declared length; the bytes received are kept, resume from the upload's Range"}
 	}

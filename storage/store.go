@@ -55,6 +55,17 @@ type Store struct {
 type uploadLock struct {
 	mu   sync.Mutex
 	refs int
+	// abort, set while a request writes a body into the session, stops
+	// that body (Store.mu guards it).
+	abort func()
+}
+
+// Aborter is a request body that can be stopped from another goroutine.
+// While a body that implements it is being written into an upload session,
+// cancelling the session stops it, so that a stalled client does not keep
+// the session (and the cancel) waiting.
+type Aborter interface {
+	Abort()
 }
 
 // New returns a Store on top of d.

@@ -65,25 +65,69 @@ const (
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
 
-// lock serialises work on one session within this process.
-func (s *Store) lock(id string) func() {
+// lock serialises work on one session within this process. While body
+// (which may be nil) is being written under the lock, cancelling the
+// session aborts it if it is an Aborter.
+func (s *Store) lock(id string, body io.Reader) func() {
+	l := s.ref(id)
+	l.mu.Lock()
+	return s.held(id, l, body)
+}
+
+// tryLock is lock without waiting: ok is false while another request
+// holds the session.
+func (s *Store) tryLock(id string) (unlock func(), ok bool) {
+	l := s.ref(id)
+	if !l.mu.TryLock() {
+		s.unref(id, l)
+		return nil, false
+	}
+	return s.held(id, l, nil), true
+}
+
+func (s *Store) ref(id string) *uploadLock {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	l := s.locks[id]
 	if l == nil {
 		l = &uploadLock{}
 		s.locks[id] = l
 	}
 	l.refs++
-	s.mu.Unlock()
-	l.mu.Lock()
-	return func() {
-		l.mu.Unlock()
+	return l
+}
+
+func (s *Store) unref(id string, l *uploadLock) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l.refs--
+	if l.refs == 0 {
+		delete(s.locks, id)
+	}
+}
+
+// held registers body's Abort for the holder of l and returns the unlock.
+func (s *Store) held(id string, l *uploadLock, body io.Reader) func() {
+	if a, ok := body.(Aborter); ok {
 		s.mu.Lock()
-		l.refs--
-		if l.refs == 0 {
-			delete(s.locks, id)
-		}
+		l.abort = a.Abort
 		s.mu.Unlock()
+	}
+	return func() {
+		s.mu.Lock()
+		l.abort = nil
+		s.mu.Unlock()
+		l.mu.Unlock()
+		s.unref(id, l)
+	}
+}
+
+// abortWriter stops the body being written into session id, if any.
+func (s *Store) abortWriter(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.locks[id]; l != nil && l.abort != nil {
+		l.abort()
 	}
 }
 
@@ -138,14 +182,20 @@ func (s *Store) writeInfo(ctx context.Context, id string, info *uploadInfo) erro
 	return nil
 }
 
-// Status returns the session id of repo.
+// Status returns the session id of repo. It never waits for a request
+// writing into the session: while one does, it reports the size the
+// session had when the last request before it finished (what a client may
+// resume from if the running request fails).
 func (s *Store) Status(ctx context.Context, repo, id string) (*Upload, error) {
-	unlock := s.lock(id)
-	defer unlock()
 	info, err := s.readInfo(ctx, repo, id)
 	if err != nil {
 		return nil, err
 	}
+	unlock, ok := s.tryLock(id)
+	if !ok {
+		return &Upload{ID: id, Repo: repo, Size: info.HashOffset, StartedAt: info.StartedAt}, nil
+	}
+	defer unlock()
 	// The writer knows the length: object stores show appended bytes only
 	// once they are committed, so Stat would not.
 	w, err := s.d.Writer(ctx, uploadData(id), true)
@@ -352,7 +402,7 @@ func (ss *session) save(ctx context.Context) (int64, error) {
 // at the end). A start that is not the current size is a *RangeError. It
 // returns the new size.
 func (s *Store) Append(ctx context.Context, repo, id string, start int64, body io.Reader) (int64, error) {
-	unlock := s.lock(id)
+	unlock := s.lock(id, body)
 	defer unlock()
 	ss, err := s.open(ctx, repo, id, start)
 	if err != nil {
@@ -374,7 +424,7 @@ func (s *Store) Finish(ctx context.Context, repo, id string, start int64, body i
 	if err := ValidateDigest(expected); err != nil {
 		return 0, err
 	}
-	unlock := s.lock(id)
+	unlock := s.lock(id, body)
 	defer unlock()
 	ss, err := s.open(ctx, repo, id, start)
 	if err != nil {
@@ -478,9 +528,14 @@ func (s *Store) Put(ctx context.Context, repo string, expected digest.Digest, bo
 	return size, err
 }
 
-// Cancel discards session id of repo.
+// Cancel discards session id of repo. A request writing into the session
+// with an Aborter body is stopped first, rather than waited for.
 func (s *Store) Cancel(ctx context.Context, repo, id string) error {
-	unlock := s.lock(id)
+	if _, err := s.readInfo(ctx, repo, id); err != nil {
+		return err
+	}
+	s.abortWriter(id)
+	unlock := s.lock(id, nil)
 	defer unlock()
 	if _, err := s.readInfo(ctx, repo, id); err != nil {
 		return err
@@ -511,7 +566,7 @@ func (s *Store) PurgeUploads(ctx context.Context, cutoff time.Time) (int, error)
 				continue
 			}
 		}
-		unlock := s.lock(id)
+		unlock := s.lock(id, nil)
 		err = s.d.Delete(ctx, p)
 		unlock()
 		if err == nil {

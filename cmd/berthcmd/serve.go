@@ -192,6 +192,7 @@ func serve(ctx context.Context, cfg config.Config) error {
 		MaxManifestSize:  cfg.Manifests.MaxSize,
 		RequireLayers:    cfg.Manifests.RequireLayers,
 		DeleteReferenced: cfg.Manifests.DeleteReferenced,
+		BodyIdleTimeout:  cfg.Server.BodyIdleTimeout,
 		Logger:           log,
 	}
 	if gate != nil {

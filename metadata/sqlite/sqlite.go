@@ -16,9 +16,9 @@
 //     neither the writer nor each other, so manifest and tag lookups go on
 //     while a push commits.
 //
-// synchronous=NORMAL is the usual WAL setting: a commit is atomic and
-// consistent, and only the last transactions before a power loss can be
-// lost; a crashed process loses nothing.
+// synchronous=FULL makes every commit durable before it returns (the WAL
+// is fsynced at each commit): what the registry acknowledged survives a
+// power loss, not only a crash of the process. Reads are unaffected.
 //
 // # Repositories
 //
@@ -295,7 +295,7 @@ func open(abs string) (s *Store, err error) {
 			pragma("busy_timeout", busyTimeout.Milliseconds()),
 			"foreign_keys(1)",
 			"journal_mode(WAL)",
-			"synchronous(NORMAL)",
+			"synchronous(FULL)",
 		},
 		"_txlock": {"immediate"},
 	}))

@@ -64,7 +64,7 @@ func TestOpenSettings(t *testing.T) {
 		want   string
 	}{
 		{s.wdb, "journal_mode", "wal"},
-		{s.wdb, "synchronous", "1"}, // NORMAL
+		{s.wdb, "synchronous", "2"}, // FULL
 		{s.wdb, "foreign_keys", "1"},
 		{s.wdb, "busy_timeout", fmt.Sprint(busyTimeout.Milliseconds())},
 		{s.rdb, "journal_mode", "wal"},

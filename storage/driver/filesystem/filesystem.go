@@ -224,6 +224,7 @@ func (d *Driver) withParent(full string, create func() error) error {
 	dir := filepath.Dir(full)
 	var err error
 	for range mkdirRetries {
+		top := d.firstMissing(dir)
 		if err = os.MkdirAll(dir, 0o777); err != nil {
 			// ENOENT: an ancestor vanished half way. EEXIST: a
 			// directory was created by someone else and pruned
@@ -234,11 +235,44 @@ func (d *Driver) withParent(full string, create func() error) error {
 			}
 			return err
 		}
-		if err = create(); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		if err = create(); err == nil {
+			return syncNewDirs(top, dir)
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
 	return err
+}
+
+// firstMissing returns the topmost ancestor of dir (or dir itself) below
+// the data root that does not exist, or "" when dir exists.
+func (d *Driver) firstMissing(dir string) string {
+	top := ""
+	for p := dir; p != d.data && strings.HasPrefix(p, d.data+string(filepath.Separator)); p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); err == nil {
+			break
+		}
+		top = p
+	}
+	return top
+}
+
+// syncNewDirs makes the directories from top down to dir, which this call
+// created, durable: each one's entry lives in its parent. (The caller
+// syncs dir itself for the entry it made there.)
+func syncNewDirs(top, dir string) error {
+	if top == "" {
+		return nil
+	}
+	for p := dir; ; p = filepath.Dir(p) {
+		if err := syncDir(filepath.Dir(p)); err != nil {
+			return err
+		}
+		if p == top || filepath.Dir(p) == p {
+			return nil
+		}
+	}
 }
 
 // syncDir makes a directory's entries (a new or renamed file) durable.
