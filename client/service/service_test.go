@@ -409,9 +409,12 @@ func TestLookupEndpoints(t *testing.T) {
 		var s []string
 		for _, e := range eps {
 			x := e.String()
-			for flag, on := range map[string]bool{" mirror": e.Mirror, " insecure": e.Insecure, " official": e.Official, " ana": e.AllowNondistributableArtifacts} {
-				if on {
-					x += flag
+			for _, f := range []struct {
+				name string
+				on   bool
+			}{{" mirror", e.Mirror}, {" insecure", e.Insecure}, {" official", e.Official}, {" ana", e.AllowNondistributableArtifacts}} {
+				if f.on {
+					x += f.name
 				}
 			}
 			switch {
