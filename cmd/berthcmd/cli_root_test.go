@@ -98,7 +98,17 @@ func runCLI(t *testing.T, args ...string) (string, string, int) {
 	var stdout, stderr bytes.Buffer
 	root.SetOut(&stdout)
 	root.SetErr(&stderr)
-	root.SetArgs(append(args, "--docker-config", t.TempDir(), "--client-config", ""))
+	// A private credentials file, and not the machine's client configuration, for every
+	// command that takes them.
+	if sub, _, err := root.Find(args); err == nil {
+		if sub.Flags().Lookup("docker-config") != nil {
+			args = append(args, "--docker-config", t.TempDir())
+		}
+		if sub.Flags().Lookup("client-config") != nil {
+			args = append(args, "--client-config", "")
+		}
+	}
+	root.SetArgs(args)
 	if err := root.ExecuteContext(context.Background()); err != nil {
 		var ue usageError
 		if !errors.As(err, &ue) {
