@@ -180,9 +180,11 @@ func hint(err error) string {
 	case strings.Contains(err.Error(), "tls: certificate required"), strings.Contains(err.Error(), "tls: bad certificate"):
 		return " (the registry wants a client certificate: put client.cert and client.key in CERTS_DIR/HOST:PORT/, see --certs-dir)"
 	case strings.Contains(err.Error(), "https://") &&
-		(strings.Contains(err.Error(), "connection reset by peer") || strings.Contains(err.Error(), "broken pipe")):
+		(strings.Contains(err.Error(), "connection reset by peer") || strings.Contains(err.Error(), "broken pipe") ||
+			strings.Contains(err.Error(), "http2: client conn could not be established")):
 		// With TLS 1.3 a server that wants a client certificate may close
-		// the connection before its alert reaches the client.
+		// the connection before its alert reaches the client (or, on HTTP/2,
+		// before the connection is set up, which hides the alert).
 		return " (the registry closed the TLS connection: if it wants a client certificate, put client.cert and client.key in CERTS_DIR/HOST:PORT/, see --certs-dir)"
 	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		return " (the registry speaks plain HTTP: name it with --insecure-registry, or --insecure)"

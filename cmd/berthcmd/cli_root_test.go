@@ -61,6 +61,7 @@ func TestHint(t *testing.T) {
 		{fmt.Errorf("ping: %w", x509.HostnameError{Host: "h"}), "--insecure-registry"},
 		{errors.New("remote error: tls: certificate required"), "client.cert"},
 		{errors.New(`Get "https://h/v2/": http: server gave HTTP response to HTTPS client`), "--insecure-registry"},
+		{errors.New(`Get "https://h/v2/": http2: client conn could not be established`), "client.cert"},
 		{&client.Error{Op: "login", Err: client.ErrUnauthorized}, "wrong user name or password"},
 		{&client.Error{Op: "pull", Err: client.ErrUnauthorized}, "berth login"},
 		{errors.New("other"), ""},
