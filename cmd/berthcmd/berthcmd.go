@@ -74,7 +74,10 @@ func usageErrors(cmd *cobra.Command) {
 			return nil
 		}
 	}
-	if cmd.Long != "" && !strings.Contains(cmd.Long, "Exit codes:") {
+	if !strings.Contains(cmd.Long, "Exit codes:") && cmd.Name() != "help" && cmd.Name() != "completion" {
+		if cmd.Long == "" {
+			cmd.Long = cmd.Short + "."
+		}
 		cmd.Long += "\n\n" + exitCodesHelp
 	}
 	for _, c := range cmd.Commands() {

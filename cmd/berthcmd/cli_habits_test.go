@@ -100,6 +100,14 @@ func TestUsageExitCodes(t *testing.T) {
 			t.Errorf("berth %v: %v", args, err)
 		}
 	}
+	// Every command's help shows the table, subcommands of server commands too.
+	root = NewRoot()
+	for _, path := range [][]string{{"user", "add"}, {"serve"}, {"gc"}, {"version"}, {"tags"}} {
+		cmd, _, err := root.Find(path)
+		if err != nil || !strings.Contains(cmd.Long, "2  usage") {
+			t.Errorf("berth %v --help lacks the exit codes: %v", path, err)
+		}
+	}
 	if exitCodeOf(errorString("disk full")) != exitFailure {
 		t.Error("a plain failure is not exit 1")
 	}

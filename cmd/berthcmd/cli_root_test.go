@@ -41,6 +41,9 @@ func TestExitCode(t *testing.T) {
 		{"server error", regErr(500, "UNKNOWN"), exitFailure, "error"},
 		{"joined endpoints", errors.Join(errors.New("https: refused"), regErr(404, "")), exitNotFound, "not-found"},
 		{"interrupted", context.Canceled, exitFailure, "interrupted"},
+		{"not a registry", &client.Error{Op: "ping", Err: &transport.PingResponseError{URL: "http://h/v2/", StatusCode: 404,
+			Err: &client.RegistryError{StatusCode: 404}}}, exitFailure, "not-a-registry"},
+		{"referenced", &client.Error{Op: "delete manifest", Err: fmt.Errorf("%w: %w", client.ErrReferenced, regErr(409, "MANIFEST_REFERENCED"))}, exitFailure, "referenced"},
 	} {
 		if got := exitCode(tc.err); got != tc.code {
 			t.Errorf("%s: exit code %d, want %d", tc.name, got, tc.code)
