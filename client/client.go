@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 
 	"github.com/berthhq/berth/client/credentials"
@@ -26,6 +27,7 @@ type Client struct {
 	svc         *service.Service
 	creds       transport.CredentialFunc
 	userAgent   string
+	headers     http.Header
 	retry       transport.RetryOptions
 	base        *http.Transport
 	chunkSize   int64
@@ -63,6 +65,16 @@ func WithCredentials(f transport.CredentialFunc) Option {
 func WithUserAgent(ua string) Option {
 	return func(c *Client) error {
 		c.userAgent = ua
+		return nil
+	}
+}
+
+// WithHeaders sets headers sent with every request beside the User-Agent, as the Docker
+// daemon sends its "meta headers" (X-Meta-...). A request's own headers win; Authorization,
+// Host and User-Agent cannot be set this way.
+func WithHeaders(h http.Header) Option {
+	return func(c *Client) error {
+		c.headers = h.Clone()
 		return nil
 	}
 }
@@ -162,12 +174,24 @@ func (c *Client) current() *state {
 	c.state = &state{
 		cfg:       cfg,
 		tls:       tls,
-		base:      transport.NewUserAgent(transport.NewRetry(tls, c.retry), c.userAgent),
+		base:      c.outer(transport.NewRetry(tls, c.retry)),
 		auths:     map[string]*transport.Auth{},
 		endpoints: map[string]*endpoint{},
 		skip:      map[string]bool{},
 	}
 	return c.state
+}
+
+// outer wraps rt in the transports every request goes through first: user agent and
+// extra headers.
+func (c *Client) outer(rt http.RoundTripper) http.RoundTripper {
+	return transport.NewUserAgent(transport.NewHeaders(rt, c.headers), c.userAgent)
+}
+
+// endpointKey names an endpoint in the state's maps: scheme, host and (for a mirror with
+// one) path.
+func endpointKey(u *url.URL) string {
+	return u.Scheme + "://" + u.Host + strings.TrimSuffix(u.Path, "/")
 }
 
 // endpoint is one reachable endpoint of a registry with its client: user agent → auth →
@@ -179,10 +203,12 @@ type endpoint struct {
 	auth     *transport.Auth
 }
 
-// url returns the endpoint URL of an API path ("/v2/...").
+// url returns the endpoint URL of an API path ("/v2/..."), under the endpoint's own path
+// (a mirror's).
 func (e *endpoint) url(path string, query url.Values) string {
 	u := *e.URL
-	u.Path = path
+	u.Path = strings.TrimSuffix(e.URL.Path, "/") + path
+	u.RawPath = ""
 	u.RawQuery = query.Encode()
 	return u.String()
 }
@@ -213,7 +239,7 @@ func candidates(ctx context.Context, st *state, registry string, p purpose) []se
 // again by the next operation; an own endpoint that failed while a later one answered (HTTPS
 // of an HTTP-only insecure registry) is remembered as skipped.
 func (c *Client) pinged(ctx context.Context, st *state, cand service.Endpoint, registry string, p purpose) (*endpoint, error) {
-	key := cand.URL.Scheme + "://" + cand.URL.Host
+	key := endpointKey(cand.URL)
 	st.mu.Lock()
 	ep, ok := st.endpoints[key]
 	dead := st.skip[key]
@@ -260,7 +286,7 @@ func (c *Client) do(ctx context.Context, registry string, p purpose, op func(*en
 				errs = append(errs, fmt.Errorf("%s: %w", cand.URL, err))
 			}
 			if !cand.Mirror {
-				failedOwn = append(failedOwn, cand.URL.Scheme+"://"+cand.URL.Host)
+				failedOwn = append(failedOwn, endpointKey(cand.URL))
 			}
 			continue
 		}
@@ -300,7 +326,7 @@ func (c *Client) endpoint(ctx context.Context, registry string) (*endpoint, erro
 // endpointFor builds the client of one endpoint; its Auth is shared by every use of the
 // same scheme and host, so tokens are cached across operations.
 func (c *Client) endpointFor(st *state, ep service.Endpoint, registry string, challenges []transport.Challenge) *endpoint {
-	key := ep.URL.Scheme + "://" + ep.URL.Host
+	key := endpointKey(ep.URL)
 	st.mu.Lock()
 	a, ok := st.auths[key]
 	if !ok {
@@ -319,12 +345,14 @@ func (c *Client) endpointFor(st *state, ep service.Endpoint, registry string, ch
 		Endpoint: ep,
 		registry: registry,
 		auth:     a,
-		hc:       &http.Client{Transport: transport.NewUserAgent(a, c.userAgent)},
+		hc:       &http.Client{Transport: c.outer(a)},
 	}
 }
 
 // Ping checks that registry ("host[:port]", "docker.io") answers the distribution API, on
-// the endpoints a push would use.
+// the endpoints a push would use. A server that answers, but not as a V2 registry, gives an
+// error holding a *transport.PingResponseError (see IsNotRegistry); one that cannot be
+// reached gives the network's error.
 func (c *Client) Ping(ctx context.Context, registry string) error {
 	_, err := c.endpoint(ctx, registry)
 	return wrap("ping", registry, err)
@@ -371,7 +399,7 @@ func (c *Client) login(ctx context.Context, st *state, ep service.Endpoint, chs 
 		if err != nil {
 			return transport.Credentials{}, err
 		}
-		resp, err := (&http.Client{Transport: transport.NewUserAgent(a, c.userAgent)}).Do(req)
+		resp, err := (&http.Client{Transport: c.outer(a)}).Do(req)
 		if err != nil {
 			return transport.Credentials{}, err
 		}

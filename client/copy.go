@@ -8,6 +8,8 @@ import (
 	"io"
 	"strings"
 	"sync"
+
+	"github.com/containerd/platforms"
 )
 
 // CopyOptions shape Copy, Pull and Push.
@@ -20,32 +22,33 @@ type CopyOptions struct {
 	Progress ProgressFunc
 }
 
-// ParsePlatform parses "os/arch[/variant]" ("linux/amd64", "linux/arm64/v8").
+// ParsePlatform parses a platform specifier as containerd does ("linux/amd64",
+// "linux/arm64/v8", "arm64", "linux", "linux/x86_64") and returns it normalised: x86_64 is
+// amd64, aarch64 is arm64, arm64/v8 is arm64; a missing OS is linux, a missing architecture
+// this machine's.
 func ParsePlatform(s string) (Platform, error) {
-	parts := strings.Split(s, "/")
-	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
-		return Platform{}, fmt.Errorf("platform %q: want os/arch[/variant]", s)
+	p, err := platforms.Parse(s)
+	if err != nil {
+		return Platform{}, fmt.Errorf("platform %q: want os/arch[/variant] (%v)", s, err)
 	}
-	p := Platform{OS: parts[0], Architecture: parts[1]}
-	if len(parts) == 3 {
-		if parts[2] == "" {
-			return Platform{}, fmt.Errorf("platform %q: empty variant", s)
-		}
-		p.Variant = parts[2]
-	}
-	return p, nil
+	return platforms.Normalize(p), nil
 }
 
-// PlatformMatches reports whether p (an index entry's platform) is what want asks for: same
-// OS and architecture, and the same variant and OS version when want names them.
+// PlatformMatches reports whether p (an index entry's platform) is what want asks for, both
+// normalised as containerd does (linux/arm64/v8 is linux/arm64, x86_64 is amd64): same OS
+// and architecture, and the same variant and OS version when want names them.
 func PlatformMatches(want Platform, p *Platform) bool {
 	if p == nil {
 		return false
 	}
-	return p.OS == want.OS && p.Architecture == want.Architecture &&
-		(want.Variant == "" || want.Variant == p.Variant) &&
-		(want.OSVersion == "" || want.OSVersion == p.OSVersion)
+	w, got := platforms.Normalize(want), platforms.Normalize(*p)
+	return got.OS == w.OS && got.Architecture == w.Architecture &&
+		(w.Variant == "" || w.Variant == got.Variant) &&
+		(w.OSVersion == "" || w.OSVersion == got.OSVersion)
 }
+
+// PlatformString renders a platform as "os/arch[/variant]".
+func PlatformString(p Platform) string { return platforms.Format(p) }
 
 // source is where a copy reads from: a registry repository or a layout.
 type source interface {
@@ -66,6 +69,9 @@ type target interface {
 	pushBlob(ctx context.Context, d Descriptor, from *Reference, open func() (io.ReadCloser, error)) (ProgressKind, error)
 	// pushManifest writes a manifest; root ones under the target's tag.
 	pushManifest(ctx context.Context, m *Manifest, root bool) error
+	// allowsNondistributable reports whether non-distributable (foreign) layers are copied
+	// here rather than left to their URLs.
+	allowsNondistributable(ctx context.Context) bool
 }
 
 // Copy copies the image or index src names to dst, between registries or within one,
@@ -227,9 +233,17 @@ func (cp *copier) copyBlobs(ctx context.Context, m *Manifest) error {
 	}
 	blobs := []Descriptor{im.Config}
 	seen := map[string]bool{im.Config.Digest.String(): true}
+	foreign := map[string]bool{}
+	allowForeign := cp.dst.allowsNondistributable(ctx)
 	for _, l := range im.Layers {
-		if nondistributable(l) || seen[l.Digest.String()] {
+		if seen[l.Digest.String()] {
 			continue
+		}
+		if nondistributable(l) {
+			if !allowForeign {
+				continue
+			}
+			foreign[l.Digest.String()] = true
 		}
 		seen[l.Digest.String()] = true
 		blobs = append(blobs, l)
@@ -258,7 +272,7 @@ func (cp *copier) copyBlobs(ctx context.Context, m *Manifest) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-cp.sem }()
-			if err := cp.copyBlob(ctx, b); err != nil {
+			if err := cp.copyBlob(ctx, b, foreign[b.Digest.String()]); err != nil {
 				mu.Lock()
 				if firstErr == nil {
 					firstErr = err
@@ -275,14 +289,16 @@ func (cp *copier) copyBlobs(ctx context.Context, m *Manifest) error {
 	return ctx.Err()
 }
 
-// nondistributable reports whether a layer must not be copied (foreign layers, fetched from
-// their URLs by whoever runs the image).
+// nondistributable reports whether a layer is non-distributable (a foreign layer, fetched
+// from its URLs by whoever runs the image): copied only to a registry that allows it.
 func nondistributable(d Descriptor) bool {
 	return len(d.URLs) > 0 || strings.Contains(d.MediaType, "nondistributable") ||
 		strings.Contains(d.MediaType, "foreign")
 }
 
-func (cp *copier) copyBlob(ctx context.Context, d Descriptor) error {
+// copyBlob copies one blob. An optional one (a foreign layer) that the source does not have
+// is left out, as it would be without permission: its URLs still locate it.
+func (cp *copier) copyBlob(ctx context.Context, d Descriptor, optional bool) error {
 	exists, err := cp.dst.blobExists(ctx, d)
 	if err != nil {
 		return fmt.Errorf("blob %s: %w", d.Digest, err)
@@ -296,16 +312,21 @@ func (cp *copier) copyBlob(ctx context.Context, d Descriptor) error {
 		from = &r
 	}
 	var tracked *trackingReader
+	var openErr error
 	open := func() (io.ReadCloser, error) {
-		cp.progress.emit(BlobStarted, d, 0)
 		rc, err := cp.src.blob(ctx, d, func(n int64) { cp.progress.emit(BlobProgress, d, n) })
 		if err != nil {
+			openErr = err
 			return nil, err
 		}
+		cp.progress.emit(BlobStarted, d, 0)
 		tracked = &trackingReader{rc: rc}
 		return tracked, nil
 	}
 	kind, err := cp.dst.pushBlob(ctx, d, from, open)
+	if err != nil && optional && openErr != nil && errors.Is(openErr, ErrNotFound) {
+		return nil
+	}
 	if err != nil {
 		// A source that failed (a digest mismatch) is the cause, whatever the upload made
 		// of it.
@@ -414,6 +435,10 @@ func (t *regTarget) pushBlob(ctx context.Context, d Descriptor, from *Reference,
 		return t.c.pushBlob(ctx, ep, t.ref.Repo(), d, rc, u, nil)
 	})
 	return kind, err
+}
+
+func (t *regTarget) allowsNondistributable(ctx context.Context) bool {
+	return t.c.current().cfg.AllowsNondistributable(ctx, t.ref.Registry)
 }
 
 func (t *regTarget) pushManifest(ctx context.Context, m *Manifest, root bool) error {

@@ -6,8 +6,10 @@
 //
 //   - References: ParseReference normalises as Docker does ("ubuntu" is
 //     docker.io/library/ubuntu:latest).
-//   - Configuration: package service (mirrors, insecure registries, certificates
-//     directory, endpoint lookup), replaced atomically with Service.Reload.
+//   - Configuration: package service (mirrors, insecure registries, registries allowed
+//     non-distributable layers, certificates directory, index name validation,
+//     ResolveRepository and ResolveIndexInfo, LookupPullEndpoints and
+//     LookupPushEndpoints), replaced atomically with Service.Reload.
 //   - Credentials: package credentials (the Docker config file and credential helpers).
 //   - HTTP: package transport, a chain of RoundTrippers (user agent → auth → retry →
 //     per-host TLS) that a Client builds for each registry.
@@ -19,9 +21,15 @@
 //	GetManifest, HeadManifest, PutManifest, DeleteManifest, Resolve
 //	GetBlob, HeadBlob, PushBlob, MountBlob, DeleteBlob
 //	StartUpload, ResumeUpload (Upload: WriteChunk, Status, Commit, Cancel)
-//	Tags, TagPages, Catalog, CatalogPages, Referrers, Search
+//	Tags, TagPages, Catalog, CatalogPages, Referrers, Search, SearchWithOptions
+//	ReferencingIndexes (the tagged indexes a manifest deletion would break)
 //	Copy (registry to registry), Pull (registry to an OCI layout), Push (layout to registry)
 //	Ping, Login
+//
+// Non-distributable (foreign) layers are copied only to registries the service
+// configuration allows (AllowNondistributableArtifacts); elsewhere they stay referenced by
+// their URLs. Platforms are parsed and matched as containerd does (ParsePlatform,
+// PlatformMatches).
 //
 // Everything downloaded is verified against its digest; a mismatch is an error matching
 // ErrDigestMismatch, and nothing of the content is returned or stored as good.
@@ -30,8 +38,10 @@
 //
 // Failed operations return an *Error naming the operation, the reference and the cause.
 // errors.Is tells the categories: ErrNotFound, ErrUnauthorized, ErrDenied,
-// ErrDigestMismatch, ErrInvalidReference, ErrUnsupported; errors.As finds the registry's
-// own answer as a *RegistryError.
+// ErrDigestMismatch, ErrInvalidReference, ErrUnsupported, ErrReferenced,
+// ErrScanIncomplete; errors.As finds the registry's own answer as a *RegistryError, and
+// IsNotRegistry tells an address that answered but is no V2 registry (a
+// *PingResponseError) from one that could not be reached.
 //
 // # Progress
 //

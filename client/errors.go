@@ -20,7 +20,19 @@ var (
 	ErrDigestMismatch = transport.ErrDigestMismatch
 	// ErrUnsupported: the registry does not implement an optional API (search, catalog, ...).
 	ErrUnsupported = errors.New("unsupported by the registry")
+	// ErrReferenced: a manifest cannot be deleted because an index that is kept (tagged)
+	// lists it; deleting it would break that index. The registry refused (409 with
+	// MANIFEST_REFERENCED), or the client found the index before asking.
+	ErrReferenced = errors.New("manifest referenced by a tagged index")
 )
+
+// PingResponseError is a server's answer to a ping that is not a V2 registry's answer.
+type PingResponseError = transport.PingResponseError
+
+// IsNotRegistry reports whether err holds a *PingResponseError: the registry's address
+// answered, but not as a V2 registry (a web server, a proxy's error page), as opposed to an
+// address that could not be reached at all.
+func IsNotRegistry(err error) bool { return transport.IsPingResponseError(err) }
 
 // RegistryError is the registry's answer to a request that failed: status, method, URL and
 // the registry's error codes. errors.As finds it inside an *Error.

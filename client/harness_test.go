@@ -258,6 +258,7 @@ type distOptions struct {
 	tlsCert   string // server certificate and key: HTTPS
 	tlsKey    string
 	clientCAs string // CA of client certificates: mutual TLS
+	allowURLs string // regular expression of the layer URLs manifests may carry
 }
 
 // startDistribution runs the distribution registry and returns its "127.0.0.1:PORT".
@@ -276,6 +277,9 @@ func startDistribution(t testing.TB, o distOptions) string {
 		if o.clientCAs != "" {
 			fmt.Fprintf(&cfg, "    clientcas:\n      - %s\n", o.clientCAs)
 		}
+	}
+	if o.allowURLs != "" {
+		fmt.Fprintf(&cfg, "validation:\n  manifests:\n    urls:\n      allow:\n        - %q\n", o.allowURLs)
 	}
 	if o.htpasswd != "" {
 		fmt.Fprintf(&cfg, "auth:\n  htpasswd:\n    realm: berth-test\n    path: %s\n", o.htpasswd)

@@ -300,6 +300,10 @@ func (t *layoutTarget) pushBlob(_ context.Context, d Descriptor, _ *Reference, o
 	return BlobDone, t.l.WriteBlob(d, rc)
 }
 
+// allowsNondistributable is false: a layout keeps what a registry without permission has,
+// so foreign layers stay with their URLs.
+func (t *layoutTarget) allowsNondistributable(context.Context) bool { return false }
+
 func (t *layoutTarget) pushManifest(_ context.Context, m *Manifest, root bool) error {
 	if !t.l.HasBlob(m.Descriptor.Digest) {
 		if err := t.l.WriteBlob(m.Descriptor, bytesReader(m.Body)); err != nil {

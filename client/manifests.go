@@ -313,7 +313,9 @@ func (c *Client) putManifest(ctx context.Context, ep *endpoint, ref Reference, m
 }
 
 // DeleteManifest deletes the manifest ref names: by digest it removes the manifest (and
-// every tag of it); by tag, registries that support it remove just the tag.
+// every tag of it); by tag, registries that support it remove just the tag. A registry that
+// refuses because a kept index lists the manifest (409 MANIFEST_REFERENCED) gives an error
+// matching ErrReferenced; ReferencingIndexes finds such indexes before deleting.
 func (c *Client) DeleteManifest(ctx context.Context, ref Reference) error {
 	err := c.do(ctx, ref.Registry, forPush, func(ep *endpoint) error {
 		if err := ref.Validate(); err != nil {
@@ -328,6 +330,10 @@ func (c *Client) DeleteManifest(ctx context.Context, ref Reference) error {
 			return err
 		}
 		if err := transport.CheckResponse(resp, http.StatusAccepted, http.StatusOK, http.StatusNoContent); err != nil {
+			var re *RegistryError
+			if errors.As(err, &re) && re.StatusCode == http.StatusConflict && re.HasCode("MANIFEST_REFERENCED") {
+				return fmt.Errorf("%w: %w", ErrReferenced, err)
+			}
 			return err
 		}
 		resp.Body.Close()

@@ -72,19 +72,44 @@ func TestSplitSearchTerm(t *testing.T) {
 
 func TestParsePlatform(t *testing.T) {
 	t.Parallel()
-	p, err := client.ParsePlatform("linux/arm64/v8")
-	if err != nil || p.OS != "linux" || p.Architecture != "arm64" || p.Variant != "v8" {
-		t.Fatalf("%+v, %v", p, err)
+	// Normalised as containerd does.
+	for in, want := range map[string]string{
+		"linux/arm64/v8": "linux/arm64",
+		"linux/aarch64":  "linux/arm64",
+		"linux/x86_64":   "linux/amd64",
+		"x86_64":         "linux/amd64",
+		"arm64":          "linux/arm64",
+		"Linux/AMD64":    "linux/amd64",
+		"linux/arm/v6":   "linux/arm/v6",
+		"windows/amd64":  "windows/amd64",
+	} {
+		p, err := client.ParsePlatform(in)
+		if err != nil || client.PlatformString(p) != want {
+			t.Errorf("ParsePlatform(%q) = %+v, %v; want %s", in, p, err, want)
+		}
 	}
-	for _, bad := range []string{"linux", "linux/", "/amd64", "a/b/c/d", "linux/arm64/"} {
+	for _, bad := range []string{"", "linux/", "/amd64", "a/b/c/d", "linux/arm64/", "linux amd64"} {
 		if _, err := client.ParsePlatform(bad); err == nil {
 			t.Errorf("ParsePlatform(%q) accepted", bad)
 		}
 	}
-	want := client.Platform{OS: "linux", Architecture: "arm64"}
-	if !client.PlatformMatches(want, &client.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}) ||
-		client.PlatformMatches(client.Platform{OS: "linux", Architecture: "arm64", Variant: "v7"}, &client.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}) ||
-		client.PlatformMatches(want, nil) {
-		t.Error("PlatformMatches")
+	arm64 := client.Platform{OS: "linux", Architecture: "arm64"}
+	for _, tc := range []struct {
+		want  client.Platform
+		entry *client.Platform
+		match bool
+	}{
+		{arm64, &client.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}, true},
+		{client.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}, &client.Platform{OS: "linux", Architecture: "arm64"}, true},
+		{arm64, &client.Platform{OS: "linux", Architecture: "aarch64"}, true},
+		{client.Platform{OS: "linux", Architecture: "x86_64"}, &client.Platform{OS: "linux", Architecture: "amd64", Variant: "v3"}, true},
+		{client.Platform{OS: "linux", Architecture: "arm64", Variant: "v7"}, &client.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}, false},
+		{client.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}, &client.Platform{OS: "linux", Architecture: "arm", Variant: "v6"}, false},
+		{arm64, &client.Platform{OS: "windows", Architecture: "arm64"}, false},
+		{arm64, nil, false},
+	} {
+		if got := client.PlatformMatches(tc.want, tc.entry); got != tc.match {
+			t.Errorf("PlatformMatches(%+v, %+v) = %v", tc.want, tc.entry, got)
+		}
 	}
 }

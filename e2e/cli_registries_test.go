@@ -25,8 +25,8 @@ func hostOf(t testing.TB, addr string) (host, resolve string) {
 }
 
 // TestCLICertsDir reaches the CNCF registry over TLS with a self-signed CA: refused until
-// the CA is in the certificates directory (--certs-dir or certs-dir in a client
-// configuration file), or the registry is named insecure; then with mutual TLS, refused
+// the CA is in the certificates directory (--certs-dir), or the registry is named
+// insecure (by flag or in the default client configuration file); then with mutual TLS, refused
 // until client.cert and client.key are there too.
 func TestCLICertsDir(t *testing.T) {
 	t.Parallel()
@@ -53,10 +53,12 @@ func TestCLICertsDir(t *testing.T) {
 	copyTestFile(t, pki.CA, filepath.Join(certs, host, "ca.crt"))
 	c.ok("push", src, ref, resolve, "--certs-dir", certs)
 	c.ok("pull", ref, resolve, "--certs-dir", certs, "-o", filepath.Join(t.TempDir(), "out.tar"))
+	// The certificates directory is a flag, not a key of the configuration file (the
+	// daemon has none): one there is named in a warning, and the default is used.
 	conf := writeFile(t, t.TempDir(), "client.yaml", []byte("certs-dir: "+certs+"\n"))
-	c.ok("inspect", ref, resolve, "--client-config", conf)
-	// The default configuration file is read too.
-	writeFile(t, filepath.Join(c.home, ".config", "berth"), "client.yaml", []byte("certs-dir: "+certs+"\n"))
+	c.fails(cliExitFailure, []string{"use --certs-dir", "certificate"}, "inspect", ref, resolve, "--client-config", conf)
+	// The default configuration file is read.
+	writeFile(t, filepath.Join(c.home, ".config", "berth"), "client.yaml", []byte("insecure-registries: ["+host+"]\n"))
 	c.ok("tags", host+"/e2e/tls", resolve)
 
 	// Mutual TLS: the registry wants a certificate signed by the CA.
@@ -108,8 +110,11 @@ func TestCLIInsecureAndMirrors(t *testing.T) {
 		}
 	}
 	c.fails(cliExitFailure, nil, "inspect", ref, resolve, "--insecure-registry", "other.test")
-	c.fails(cliExitUsage, []string{"insecure-registries", "unknown", "typo"}, "inspect", ref, resolve,
-		"--client-config", writeFile(t, t.TempDir(), "bad.yaml", []byte("insecure-registries: []\ntypo: 1\n")))
+	// Keys berth does not use are ignored (a daemon.json has many); a known key of the wrong
+	// type is a usage error.
+	c.ok("inspect", ref, resolve, "--client-config", writeFile(t, t.TempDir(), "extra.yaml", []byte("insecure-registries: ["+host+"]\ntypo: 1\n")))
+	c.fails(cliExitUsage, []string{"insecure-registries"}, "inspect", ref, resolve,
+		"--client-config", writeFile(t, t.TempDir(), "bad.yaml", []byte("insecure-registries: {a: b}\n")))
 	c.fails(cliExitUsage, []string{"--resolve"}, "inspect", ref, "--resolve", "nonsense")
 
 	// Docker Hub names go to the mirror, which serves library/...; Docker Hub itself is

@@ -263,7 +263,7 @@ func TestCLIBadInput(t *testing.T) {
 	c.fails(cliExitUsage, []string{"--output"}, "pull", ref)
 	c.fails(cliExitUsage, []string{"accepts 2 arg"}, "copy", ref)
 	c.fails(cliExitUsage, []string{"unknown flag"}, "tags", "--no-such-flag", srv.Addr+"/e2e/bad")
-	c.fails(cliExitUsage, []string{"platform"}, "pull", ref, "--platform", "linux", "-o", filepath.Join(outDir, "x.tar"))
+	c.fails(cliExitUsage, []string{"platform"}, "pull", ref, "--platform", "linux/amd64/v1/extra", "-o", filepath.Join(outDir, "x.tar"))
 	c.fails(cliExitUsage, []string{"insecure registry"}, "tags", "--insecure-registry", "http://x", srv.Addr+"/e2e/bad")
 
 	// Not found: tag, repository; a missing local source is a plain failure.

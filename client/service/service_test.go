@@ -28,7 +28,13 @@ func TestValidateMirror(t *testing.T) {
 		{in: "http://127.0.0.1:5000", want: "http://127.0.0.1:5000"},
 		{in: "mirror.example.com", err: "scheme"},
 		{in: "ftp://mirror.example.com", err: "scheme"},
-		{in: "https://mirror.example.com/v2", err: "path"},
+		{in: "https://mirror.example.com/dockerhub", want: "https://mirror.example.com/dockerhub"},
+		{in: "https://Mirror.Example.com/a/b/", want: "https://mirror.example.com/a/b"},
+		{in: "https://mirror.example.com/a//b", err: "segments"},
+		{in: "https://mirror.example.com/a/../b", err: "segments"},
+		{in: "mirror.example.com:5000", err: "scheme"},
+		{in: "https://-bad.example", err: "invalid host"},
+		{in: "https://mirror.example.com:99999", err: "invalid port"},
 		{in: "https://mirror.example.com?x=1", err: "query"},
 		{in: "https://mirror.example.com/?", err: "query"},
 		{in: "https://user:pw@mirror.example.com", err: "user info"},
@@ -295,4 +301,225 @@ func poolOf(t *testing.T, pemCerts []byte) *x509.CertPool {
 		t.Fatal("bad PEM")
 	}
 	return p
+}
+
+func TestValidateIndexName(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ in, want, err string }{
+		{in: "docker.io", want: "docker.io"},
+		{in: "index.docker.io", want: "docker.io"},
+		{in: "registry.example:5000", want: "registry.example:5000"},
+		{in: "-registry.example", err: "hyphen"},
+		{in: "registry.example-", err: "hyphen"},
+		{in: "-", err: "hyphen"},
+	} {
+		got, err := ValidateIndexName(tt.in)
+		switch {
+		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+			t.Errorf("ValidateIndexName(%q) = %q, %v; want an error about %s", tt.in, got, err, tt.err)
+		case tt.err == "" && (err != nil || got != tt.want):
+			t.Errorf("ValidateIndexName(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+	// The configuration validates its registry lists with it.
+	for _, bad := range []string{"-x.example", "x.example-:5000", "bad_host!:5000", "x.example:70000"} {
+		if _, err := NewConfig(Options{InsecureRegistries: []string{bad}}); err == nil {
+			t.Errorf("insecure registry %q accepted", bad)
+		}
+		if _, err := NewConfig(Options{AllowNondistributableArtifacts: []string{bad}}); err == nil {
+			t.Errorf("allow-nondistributable-artifacts registry %q accepted", bad)
+		}
+	}
+	cfg, err := NewConfig(Options{InsecureRegistries: []string{"index.docker.io"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.IsInsecure(context.Background(), "docker.io") {
+		t.Error("index.docker.io was not normalised to docker.io")
+	}
+}
+
+func TestResolveRepository(t *testing.T) {
+	t.Parallel()
+	svc, err := New(Options{Mirrors: []string{"https://mirror.example/hub"}, InsecureRegistries: []string{"lan.example:5000"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, tt := range []struct {
+		in, name, path, index string
+		official, secure      bool
+		indexOfficial         bool
+		mirrors               int
+	}{
+		{in: "ubuntu", name: "docker.io/library/ubuntu", path: "library/ubuntu", index: "docker.io", official: true, secure: true, indexOfficial: true, mirrors: 1},
+		{in: "library/ubuntu:22.04", name: "docker.io/library/ubuntu", path: "library/ubuntu", index: "docker.io", official: true, secure: true, indexOfficial: true, mirrors: 1},
+		{in: "index.docker.io/user/app", name: "docker.io/user/app", path: "user/app", index: "docker.io", secure: true, indexOfficial: true, mirrors: 1},
+		{in: "lan.example:5000/team/app@sha256:" + strings.Repeat("a", 64), name: "lan.example:5000/team/app", path: "team/app", index: "lan.example:5000"},
+		{in: "ghcr.io/org/app", name: "ghcr.io/org/app", path: "org/app", index: "ghcr.io", secure: true},
+		{in: "localhost:5000/x", name: "localhost:5000/x", path: "x", index: "localhost:5000"},
+	} {
+		info, err := svc.ResolveRepository(ctx, tt.in)
+		if err != nil {
+			t.Errorf("ResolveRepository(%q): %v", tt.in, err)
+			continue
+		}
+		if info.Name != tt.name || info.Path != tt.path || info.Official != tt.official || info.Index.Name != tt.index ||
+			info.Index.Secure != tt.secure || info.Index.Official != tt.indexOfficial || len(info.Index.Mirrors) != tt.mirrors {
+			t.Errorf("ResolveRepository(%q) = %+v, index %+v", tt.in, info, info.Index)
+		}
+	}
+	for _, bad := range []string{"https://x.example/app", "Upper/Case", "-bad.example/app", ""} {
+		if info, err := svc.ResolveRepository(ctx, bad); err == nil {
+			t.Errorf("ResolveRepository(%q) = %+v, want an error", bad, info)
+		}
+	}
+	for _, bad := range []string{"-x", "x.example/path", "http://x.example", ""} {
+		if info, err := svc.ResolveIndexInfo(ctx, bad); err == nil {
+			t.Errorf("ResolveIndexInfo(%q) = %+v, want an error", bad, info)
+		}
+	}
+	if info, err := svc.ResolveIndexInfo(ctx, "index.docker.io"); err != nil || !info.Official || info.Name != "docker.io" || info.Mirrors[0] != "https://mirror.example/hub" {
+		t.Errorf("ResolveIndexInfo(index.docker.io) = %+v, %v", info, err)
+	}
+}
+
+func TestLookupEndpoints(t *testing.T) {
+	t.Parallel()
+	certsDir := t.TempDir()
+	ca := testpki.NewCA(t, "lookup CA")
+	testpki.Write(t, filepath.Join(certsDir, "tls.example:5000"), "ca.crt", ca.CertPEM)
+	svc, err := New(Options{
+		CertsDir:                       certsDir,
+		Mirrors:                        []string{"https://mirror.example/dockerhub/", "http://127.0.0.1:5001"},
+		InsecureRegistries:             []string{"lan.example:5000"},
+		AllowNondistributableArtifacts: []string{"lan.example:5000", "docker.io", "192.0.2.0/24"},
+		LookupIP: func(_ context.Context, host string) ([]net.IP, error) {
+			if host == "inrange.example" {
+				return []net.IP{net.ParseIP("192.0.2.9")}, nil
+			}
+			return nil, errors.New("no such host")
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	str := func(eps []Endpoint) string {
+		var s []string
+		for _, e := range eps {
+			x := e.String()
+			for _, f := range []struct {
+				name string
+				on   bool
+			}{{" mirror", e.Mirror}, {" insecure", e.Insecure}, {" official", e.Official}, {" ana", e.AllowNondistributableArtifacts}} {
+				if f.on {
+					x += f.name
+				}
+			}
+			switch {
+			case e.TLSConfig == nil:
+				x += " notls"
+			case e.TLSConfig.InsecureSkipVerify:
+				x += " unverified"
+			case e.TLSConfig.RootCAs != nil:
+				x += " ca"
+			}
+			s = append(s, x)
+		}
+		return strings.Join(s, ", ")
+	}
+	must := func(eps []Endpoint, err error) []Endpoint {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return eps
+	}
+	for _, tt := range []struct {
+		name string
+		got  []Endpoint
+		want string
+	}{
+		{"hub pull", must(svc.LookupPullEndpoints(ctx, "docker.io")),
+			"https://mirror.example/dockerhub mirror, http://127.0.0.1:5001 mirror insecure notls, https://registry-1.docker.io official ana"},
+		{"hub push (legacy name)", must(svc.LookupPushEndpoints(ctx, "index.docker.io")), "https://registry-1.docker.io official ana"},
+		{"insecure, allowed by name", must(svc.LookupPushEndpoints(ctx, "lan.example:5000")),
+			"https://lan.example:5000 insecure ana unverified, http://lan.example:5000 insecure ana notls"},
+		{"allowed by range", must(svc.LookupPushEndpoints(ctx, "inrange.example")), "https://inrange.example ana"},
+		{"certs directory", must(svc.LookupPullEndpoints(ctx, "tls.example:5000")), "https://tls.example:5000 ca"},
+		{"not allowed", must(svc.LookupPushEndpoints(ctx, "other.example")), "https://other.example"},
+	} {
+		if got := str(tt.got); got != tt.want {
+			t.Errorf("%s:\n got %s\nwant %s", tt.name, got, tt.want)
+		}
+	}
+	if _, err := svc.LookupPullEndpoints(ctx, "-bad"); err == nil {
+		t.Error("LookupPullEndpoints accepted an invalid index name")
+	}
+	testpki.Write(t, filepath.Join(certsDir, "broken.example"), "junk.crt", []byte("not pem"))
+	if _, err := svc.LookupPushEndpoints(ctx, "broken.example"); err == nil || !strings.Contains(err.Error(), "broken.example") {
+		t.Errorf("a broken certificates directory: %v", err)
+	}
+}
+
+func TestAllInsecure(t *testing.T) {
+	t.Parallel()
+	cfg, err := NewConfig(Options{AllInsecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for host, want := range map[string]bool{"registry.example": true, "10.0.0.1:5000": true, "docker.io": false, "registry-1.docker.io": false} {
+		if got := cfg.IsInsecure(ctx, host); got != want {
+			t.Errorf("AllInsecure: IsInsecure(%q) = %v, want %v", host, got, want)
+		}
+	}
+}
+
+func TestDefaultCertsDirFor(t *testing.T) {
+	t.Parallel()
+	env := func(kv ...string) func(string) string {
+		return func(k string) string {
+			for i := 0; i+1 < len(kv); i += 2 {
+				if kv[i] == k {
+					return kv[i+1]
+				}
+			}
+			return ""
+		}
+	}
+	for _, tt := range []struct {
+		env  func(string) string
+		want string
+	}{
+		{env(), DefaultCertsDir},
+		{env("XDG_CONFIG_HOME", "/home/u/.cfg"), DefaultCertsDir}, // not rootless
+		{env("ROOTLESSKIT_STATE_DIR", "/run/user/1000/dockerd-rootless", "XDG_CONFIG_HOME", "/home/u/.cfg"), "/home/u/.cfg/docker/certs.d"},
+		{env("ROOTLESSKIT_STATE_DIR", "/run/x", "HOME", "/home/u"), "/home/u/.config/docker/certs.d"},
+		{env("ROOTLESSKIT_STATE_DIR", "/run/x"), DefaultCertsDir},
+	} {
+		if got := DefaultCertsDirFor(tt.env); got != tt.want {
+			t.Errorf("DefaultCertsDirFor = %s, want %s", got, tt.want)
+		}
+	}
+}
+
+func FuzzValidateMirror(f *testing.F) {
+	for _, s := range []string{"https://m.example", "http://m.example:5000/a/b/", "https://[::1]:5000/x", "m.example", "https://u:p@m/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		u, err := ValidateMirror(s)
+		if err != nil {
+			return
+		}
+		again, err := ValidateMirror(u.String())
+		if err != nil || again.String() != u.String() {
+			t.Fatalf("ValidateMirror(%q) = %s, which validates to %v, %v", s, u, again, err)
+		}
+		if u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(u.Path, "/") {
+			t.Fatalf("ValidateMirror(%q) = %s: not normalised", s, u)
+		}
+	})
 }

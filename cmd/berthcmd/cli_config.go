@@ -1,9 +1,13 @@
 package berthcmd
 
 import (
+	"bytes"
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -11,7 +15,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -24,12 +27,17 @@ import (
 // defaultClientConfigHelp names the default client configuration file in flag help.
 const defaultClientConfigHelp = "$XDG_CONFIG_HOME/berth/client.yaml if it exists"
 
-// clientConfig is the client configuration file. Its keys are those of Docker's
-// daemon.json for the same settings.
+// clientConfig is what berth reads of a client configuration file: a Docker daemon.json
+// (or the same keys in YAML).
 type clientConfig struct {
-	RegistryMirrors    []string `yaml:"registry-mirrors"`
-	InsecureRegistries []string `yaml:"insecure-registries"`
-	CertsDir           string   `yaml:"certs-dir"`
+	RegistryMirrors                []string
+	InsecureRegistries             []string
+	AllowNondistributableArtifacts []string
+	// Ignored are the file's keys berth does not use (a daemon.json's log-driver,
+	// storage-driver, ...), sorted.
+	Ignored []string
+	// Warnings are keys berth reads no more, with what to do instead.
+	Warnings []string
 }
 
 // defaultClientConfigPath returns where the client configuration is read from when
@@ -42,58 +50,85 @@ func defaultClientConfigPath() string {
 	return filepath.Join(dir, "berth", "client.yaml")
 }
 
-// loadClientConfig reads a client configuration file strictly: unknown keys are errors.
-// A missing file is an error only when it was named explicitly.
+// clientConfigKeys are the daemon.json keys berth uses, and where each goes.
+var clientConfigKeys = []string{"registry-mirrors", "insecure-registries", "allow-nondistributable-artifacts"}
+
+// maxClientConfig bounds the configuration file read.
+const maxClientConfig = 1 << 20
+
+// loadClientConfig reads a client configuration file: JSON (a daemon.json as it is) or
+// YAML. Keys berth does not use are ignored and listed in Ignored; a known key with a value
+// of the wrong type is an error. A missing file is an error only when it was named
+// explicitly.
 func loadClientConfig(path string, explicit bool) (clientConfig, error) {
 	var c clientConfig
 	if path == "" {
 		return c, nil
 	}
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) && !explicit {
 		return c, nil
 	}
 	if err != nil {
 		return c, usageError{fmt.Errorf("client configuration: %w", err)}
 	}
-	var keys map[string]yaml.Node
-	if err := yaml.Unmarshal(data, &keys); err != nil {
-		return c, usageError{fmt.Errorf("client configuration %s: %v", path, err)}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxClientConfig+1))
+	if err != nil {
+		return c, usageError{fmt.Errorf("client configuration %s: %w", path, err)}
 	}
-	var unknown []string
-	for k := range keys {
-		if !slices.Contains(clientConfigKeys, k) {
-			unknown = append(unknown, strconv.Quote(k))
+	if len(data) > maxClientConfig {
+		return c, usageError{fmt.Errorf("client configuration %s: larger than %d bytes", path, maxClientConfig)}
+	}
+	bad := func(err error) error {
+		return usageError{fmt.Errorf("client configuration %s: %s", path, strings.Join(strings.Fields(err.Error()), " "))}
+	}
+	lists := map[string]*[]string{
+		"registry-mirrors":                 &c.RegistryMirrors,
+		"insecure-registries":              &c.InsecureRegistries,
+		"allow-nondistributable-artifacts": &c.AllowNondistributableArtifacts,
+	}
+	var keys []string
+	if trimmed := bytes.TrimSpace(data); len(trimmed) > 0 && trimmed[0] == '{' {
+		// JSON, decoded as JSON: a daemon.json may be indented with tabs, which YAML refuses.
+		var doc map[string]json.RawMessage
+		if err := json.Unmarshal(trimmed, &doc); err != nil {
+			return c, bad(err)
+		}
+		for k, raw := range doc {
+			keys = append(keys, k)
+			if dst, ok := lists[k]; ok {
+				if err := json.Unmarshal(raw, dst); err != nil {
+					return c, bad(fmt.Errorf("%s: want a list of strings (%v)", k, err))
+				}
+			}
+		}
+	} else {
+		var doc map[string]yaml.Node
+		if err := yaml.Unmarshal(data, &doc); err != nil {
+			return c, bad(err)
+		}
+		for k, node := range doc {
+			keys = append(keys, k)
+			if dst, ok := lists[k]; ok {
+				if err := node.Decode(dst); err != nil {
+					return c, bad(fmt.Errorf("%s: want a list of strings (%v)", k, err))
+				}
+			}
 		}
 	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		return c, usageError{fmt.Errorf("client configuration %s: unknown key %s (known: %s)", path,
-			strings.Join(unknown, ", "), strings.Join(clientConfigKeys, ", "))}
-	}
-	for _, k := range clientConfigKeys {
-		node, ok := keys[k]
-		if !ok {
-			continue
-		}
-		var err error
-		switch k {
-		case "registry-mirrors":
-			err = node.Decode(&c.RegistryMirrors)
-		case "insecure-registries":
-			err = node.Decode(&c.InsecureRegistries)
-		case "certs-dir":
-			err = node.Decode(&c.CertsDir)
-		}
-		if err != nil {
-			return c, usageError{fmt.Errorf("client configuration %s: %s: %s", path, k, strings.Join(strings.Fields(err.Error()), " "))}
+	sort.Strings(keys)
+	for _, k := range keys {
+		switch {
+		case slices.Contains(clientConfigKeys, k):
+		case k == "certs-dir":
+			c.Warnings = append(c.Warnings, "certs-dir is not read from the file (the daemon has no such key): use --certs-dir")
+		default:
+			c.Ignored = append(c.Ignored, k)
 		}
 	}
 	return c, nil
 }
-
-// clientConfigKeys are the keys of the client configuration file.
-var clientConfigKeys = []string{"registry-mirrors", "insecure-registries", "certs-dir"}
 
 // resolveMap is the --resolve table: "host:port" to "addr:port".
 type resolveMap map[string]string
@@ -133,8 +168,9 @@ func (m resolveMap) lookup(host string) ([]net.IP, bool) {
 	return nil, false
 }
 
-// serviceOptions merges the configuration file and the flags: flags add mirrors and
-// insecure registries to the file's, and --certs-dir replaces its certs-dir.
+// serviceOptions merges the configuration file and the flags: flags add mirrors, insecure
+// registries and registries allowed foreign layers to the file's. What the file has that
+// berth does not use is named in a debug line; keys it reads no more, in a warning.
 func (f *clientFlags) serviceOptions() (service.Options, resolveMap, error) {
 	path, explicit := f.configFile, f.configFile != ""
 	if !explicit {
@@ -144,19 +180,27 @@ func (f *clientFlags) serviceOptions() (service.Options, resolveMap, error) {
 	if err != nil {
 		return service.Options{}, nil, err
 	}
+	if len(cfg.Ignored) > 0 {
+		f.debugf("client configuration %s: ignoring keys berth does not use: %s", path, strings.Join(cfg.Ignored, ", "))
+	}
+	for _, w := range cfg.Warnings {
+		f.warnf("client configuration %s: %s", path, w)
+	}
 	res, err := parseResolve(f.resolve)
 	if err != nil {
 		return service.Options{}, nil, err
 	}
 	opts := service.Options{
-		Mirrors:            append(append([]string(nil), cfg.RegistryMirrors...), f.mirrors...),
-		InsecureRegistries: append(append([]string(nil), cfg.InsecureRegistries...), f.insecure...),
-		CertsDir:           cfg.CertsDir,
-		LookupIP:           res.lookupIP,
+		Mirrors:                        append(append([]string(nil), cfg.RegistryMirrors...), f.mirrors...),
+		InsecureRegistries:             append(append([]string(nil), cfg.InsecureRegistries...), f.insecure...),
+		AllowNondistributableArtifacts: append(append([]string(nil), cfg.AllowNondistributableArtifacts...), f.allowForeign...),
+		AllInsecure:                    f.insecureAll,
+		CertsDir:                       f.certsDir,
+		LookupIP:                       res.lookupIP,
 	}
-	if f.certsDir != "" {
-		opts.CertsDir = f.certsDir
-	}
+	f.debugf("registry service: mirrors %v, insecure registries %v (all: %v), foreign layers allowed to %v, certificates %s",
+		opts.Mirrors, opts.InsecureRegistries, opts.AllInsecure, opts.AllowNondistributableArtifacts,
+		cmp.Or(opts.CertsDir, service.DefaultCertsDirFor(os.Getenv)))
 	return opts, res, nil
 }
 
@@ -195,7 +239,7 @@ func (f *clientFlags) newClient(extra ...client.Option) (*client.Client, error) 
 		client.WithService(svc),
 		client.WithBaseTransport(base),
 		client.WithCredentials(f.credentialStore().Get),
-		client.WithUserAgent("berth-cli/1"),
+		client.WithUserAgent(userAgent()),
 	}, extra...)
 	return client.New(all...)
 }

@@ -25,9 +25,10 @@ func TestServicePlumbing(t *testing.T) {
 		}
 		return p
 	}
-	yamlConf := file("client.yaml", "registry-mirrors: [\"https://mirror.example\"]\ninsecure-registries: [\"10.1.0.0/16\", \"file.example:5000\"]\ncerts-dir: /from/file\n")
+	yamlConf := file("client.yaml", "registry-mirrors: [\"https://mirror.example\"]\ninsecure-registries: [\"10.1.0.0/16\", \"file.example:5000\"]\n")
 	empty := file("empty.yaml", "")
-	jsonConf := file("daemon.json", `{"insecure-registries": ["json.example"], "registry-mirrors": ["http://m2.example/"]}`)
+	// A real daemon.json: tab-indented, with keys berth does not use.
+	jsonConf := file("daemon.json", "{\n\t\"log-driver\": \"journald\",\n\t\"insecure-registries\": [\"json.example\"],\n\t\"registry-mirrors\": [\"http://m2.example/hub/\"],\n\t\"log-opts\": {\"tag\": \"x\"},\n\t\"features\": {\"buildkit\": true}\n}\n")
 	ctx := context.Background()
 
 	type check struct {
@@ -70,10 +71,10 @@ func TestServicePlumbing(t *testing.T) {
 			flags:    clientFlags{configFile: yamlConf},
 			checks:   []check{{"10.1.200.1:443", true}, {"10.2.0.1:443", false}, {"file.example:5000", true}, {"file.example:5001", false}},
 			mirrors:  []string{"https://mirror.example"},
-			certsDir: "/from/file",
+			certsDir: service.DefaultCertsDir,
 		},
 		{
-			name:     "flags add to the file, --certs-dir replaces its",
+			name:     "flags add to the file, --certs-dir sets the directory",
 			flags:    clientFlags{configFile: yamlConf, insecure: []string{"flag.example"}, mirrors: []string{"https://flag-mirror.example"}, certsDir: "/from/flag"},
 			checks:   []check{{"10.1.0.1", true}, {"flag.example:1", true}},
 			mirrors:  []string{"https://mirror.example", "https://flag-mirror.example"},
@@ -83,7 +84,7 @@ func TestServicePlumbing(t *testing.T) {
 			name:     "daemon.json keys",
 			flags:    clientFlags{configFile: jsonConf},
 			checks:   []check{{"json.example:5000", true}},
-			mirrors:  []string{"http://m2.example"},
+			mirrors:  []string{"http://m2.example/hub"},
 			certsDir: service.DefaultCertsDir,
 		},
 	} {
@@ -174,15 +175,26 @@ func TestLoadClientConfig(t *testing.T) {
 		name, path string
 		explicit   bool
 		wantErr    string
+		ignored    []string
+		warnings   int
 	}{
-		{"missing default", filepath.Join(dir, "none.yaml"), false, ""},
-		{"missing named", filepath.Join(dir, "none.yaml"), true, "no such file"},
-		{"empty", write("empty.yaml", ""), true, ""},
-		{"unknown key", write("typo.yaml", "insecure-registry: [x]\n"), true, `unknown key "insecure-registry" (known: registry-mirrors, insecure-registries, certs-dir)`},
-		{"wrong type", write("type.yaml", "certs-dir: [a, b]\n"), true, "certs-dir"},
-		{"not YAML", write("bad.yaml", "{{{"), true, "client configuration"},
+		{name: "missing default", path: filepath.Join(dir, "none.yaml")},
+		{name: "missing named", path: filepath.Join(dir, "none.yaml"), explicit: true, wantErr: "no such file"},
+		{name: "empty", path: write("empty.yaml", ""), explicit: true},
+		{name: "keys berth does not use", path: write("daemon.yaml", "insecure-registry: [x]\nlog-level: debug\nregistry-mirrors: []\n"), explicit: true,
+			ignored: []string{"insecure-registry", "log-level"}},
+		{name: "daemon.json", path: write("daemon.json", `{"storage-driver": "overlay2", "allow-nondistributable-artifacts": ["r.example"], "default-ulimits": {"nofile": {"Soft": 1}}}`), explicit: true,
+			ignored: []string{"default-ulimits", "storage-driver"}},
+		{name: "certs-dir is a flag now", path: write("certs.yaml", "certs-dir: /x\n"), explicit: true, warnings: 1},
+		{name: "wrong type", path: write("type.yaml", "registry-mirrors: {a: b}\n"), explicit: true, wantErr: "registry-mirrors"},
+		{name: "wrong type in JSON", path: write("type.json", `{"insecure-registries": "x"}`), explicit: true, wantErr: "insecure-registries"},
+		{name: "not YAML", path: write("bad.yaml", "{{{"), explicit: true, wantErr: "client configuration"},
+		{name: "not JSON", path: write("bad.json", "{\"a\": }"), explicit: true, wantErr: "client configuration"},
 	} {
-		_, err := loadClientConfig(tc.path, tc.explicit)
+		cfg, err := loadClientConfig(tc.path, tc.explicit)
+		if err == nil && (!slices.Equal(cfg.Ignored, tc.ignored) || len(cfg.Warnings) != tc.warnings) {
+			t.Errorf("%s: ignored %v, warnings %v; want %v and %d warnings", tc.name, cfg.Ignored, cfg.Warnings, tc.ignored, tc.warnings)
+		}
 		switch {
 		case tc.wantErr == "" && err != nil:
 			t.Errorf("%s: %v", tc.name, err)

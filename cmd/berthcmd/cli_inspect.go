@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"text/tabwriter"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -47,7 +48,7 @@ type inspectResult struct {
 }
 
 func (a *cliApp) inspectCmd() *cobra.Command {
-	var raw bool
+	var raw, quiet bool
 	var platform string
 	cmd := &cobra.Command{
 		Use:   "inspect IMAGE",
@@ -59,8 +60,9 @@ manifest exactly as the registry serves it; --json prints everything,
 manifest and image configuration included.`,
 	}
 	cmd.Flags().BoolVar(&raw, "raw", false, "print the manifest as served, byte for byte")
-	cmd.Flags().StringVar(&platform, "platform", "", "of an index, inspect the image for this os/arch[/variant]")
-	return a.clientCommand(cmd, cobra.ExactArgs(1), func(cmd *cobra.Command, args []string) error {
+	cmd.Flags().StringVar(&platform, "platform", "", "of an index, inspect the image for this os/arch[/variant] (as containerd reads it: linux/arm64, arm64, x86_64)")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the digest")
+	return a.clientCommand(cmd, flagsRegistry|flagsCredentials|flagsMirrors, cobra.ExactArgs(1), func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
 		ref, err := client.ParseReference(args[0])
 		if err != nil {
@@ -85,6 +87,10 @@ manifest and image configuration included.`,
 		}
 		if raw {
 			_, err := cmd.OutOrStdout().Write(m.Body)
+			return err
+		}
+		if quiet && !a.flags.json {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), m.Descriptor.Digest)
 			return err
 		}
 		res := inspectResult{Reference: ref.String(), Digest: m.Descriptor.Digest.String(), MediaType: m.Descriptor.MediaType,
@@ -181,7 +187,7 @@ func printInspect(w io.Writer, r inspectResult) error {
 	fmt.Fprintf(tw, "Reference:\t%s\n", r.Reference)
 	fmt.Fprintf(tw, "Digest:\t%s\n", r.Digest)
 	fmt.Fprintf(tw, "Media type:\t%s\n", r.MediaType)
-	fmt.Fprintf(tw, "Manifest size:\t%d B\n", r.Size)
+	fmt.Fprintf(tw, "Manifest size:\t%s\n", humanSize(r.Size))
 	if r.Image != nil {
 		s := r.Image
 		if s.Platform != "" {
@@ -194,7 +200,7 @@ func printInspect(w io.Writer, r inspectResult) error {
 			fmt.Fprintf(tw, "Config:\t%s (%s, %s)\n", s.Config.Digest, humanSize(s.Config.Size), s.Config.MediaType)
 		}
 		fmt.Fprintf(tw, "Layers:\t%d\n", len(s.Layers))
-		fmt.Fprintf(tw, "Total size:\t%s (%d B, config and layers as stored)\n", humanSize(s.TotalSize), s.TotalSize)
+		fmt.Fprintf(tw, "Total size:\t%s (config and layers as stored)\n", humanSize(s.TotalSize))
 		if err := tw.Flush(); err != nil {
 			return err
 		}
@@ -217,14 +223,24 @@ func printInspect(w io.Writer, r inspectResult) error {
 }
 
 func (a *cliApp) rmCmd() *cobra.Command {
+	var force, quiet bool
 	cmd := &cobra.Command{
 		Use:   "rm IMAGE",
 		Short: "Delete a tag or a manifest from a registry",
 		Long: `Delete IMAGE: by tag (REPO:TAG) the tag alone, on registries that delete tags;
 by digest (REPO@sha256:...) the manifest and every tag of it. Blobs are left
-to the registry's garbage collection.`,
+to the registry's garbage collection.
+
+A manifest that a tagged index of the same repository lists (one platform of a
+multi-platform image) is not deleted by digest unless --force: the index would
+name a manifest that is gone. berth reads the repository's tags and indexes to
+know (at most 1000 tags and 200 indexes; beyond that it refuses unless --force).
+A registry may refuse such a deletion itself (MANIFEST_REFERENCED), --force or
+not.`,
 	}
-	return a.clientCommand(cmd, cobra.ExactArgs(1), func(cmd *cobra.Command, args []string) error {
+	cmd.Flags().BoolVar(&force, "force", false, "delete a manifest by digest even if a tagged index lists it")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print nothing on success")
+	return a.clientCommand(cmd, flagsRegistry|flagsCredentials, cobra.ExactArgs(1), func(cmd *cobra.Command, args []string) error {
 		ref, err := client.ParseReference(args[0])
 		if err != nil {
 			return err
@@ -232,6 +248,11 @@ to the registry's garbage collection.`,
 		c, err := a.flags.newClient()
 		if err != nil {
 			return err
+		}
+		if ref.Digest != "" && !force {
+			if err := checkUnreferenced(cmd.Context(), c, ref); err != nil {
+				return err
+			}
 		}
 		if err := c.DeleteManifest(cmd.Context(), ref); err != nil {
 			var re *client.RegistryError
@@ -243,7 +264,30 @@ to the registry's garbage collection.`,
 		if a.flags.json {
 			return printJSON(cmd.OutOrStdout(), map[string]string{"deleted": ref.String()})
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "Deleted %s\n", ref)
+		if !quiet {
+			fmt.Fprintf(cmd.OutOrStdout(), "Deleted %s\n", ref)
+		}
 		return nil
 	})
+}
+
+// checkUnreferenced refuses the deletion of ref's manifest when a tagged index of its
+// repository lists it, or when that cannot be known within the scan's limits.
+func checkUnreferenced(ctx context.Context, c *client.Client, ref client.Reference) error {
+	refs, err := c.ReferencingIndexes(ctx, ref.Repo(), ref.Digest, client.IndexScanLimits{})
+	if errors.Is(err, client.ErrScanIncomplete) {
+		return &client.Error{Op: "rm", Ref: ref.String(), Err: fmt.Errorf("cannot tell whether a tagged index lists the manifest: %w (--force deletes it anyway)", err)}
+	}
+	if err != nil {
+		return err
+	}
+	if len(refs) == 0 {
+		return nil
+	}
+	var tags []string
+	for _, r := range refs {
+		tags = append(tags, fmt.Sprintf("%s (%s)", r.Tag, r.Index))
+	}
+	return &client.Error{Op: "rm", Ref: ref.String(), Err: fmt.Errorf("%w: the index of %s lists it, and deleting it would break that image: delete or retag the index first, or use --force",
+		client.ErrReferenced, strings.Join(tags, ", "))}
 }

@@ -21,7 +21,7 @@ page by page as the registry sends them. A registry with access control lists
 the repositories the caller may pull.`,
 	}
 	cmd.Flags().IntVarP(&pageSize, "page-size", "n", 0, "entries asked for per request (default: the registry's)")
-	return a.clientCommand(cmd, cobra.ExactArgs(1), func(cmd *cobra.Command, args []string) error {
+	return a.clientCommand(cmd, flagsRegistry|flagsCredentials, cobra.ExactArgs(1), func(cmd *cobra.Command, args []string) error {
 		registry := strings.TrimSuffix(args[0], "/")
 		if registry == "" || strings.Contains(registry, "/") {
 			return usageError{fmt.Errorf("%w: %q is not a registry (host[:port]); `berth tags REPO` lists a repository's tags", client.ErrInvalidReference, args[0])}
@@ -58,7 +58,7 @@ func (a *cliApp) tagsCmd() *cobra.Command {
 		Long:  `List the tags of REPO ("registry.example/team/app"), one per line.`,
 	}
 	cmd.Flags().IntVarP(&pageSize, "page-size", "n", 0, "entries asked for per request (default: the registry's)")
-	return a.clientCommand(cmd, cobra.ExactArgs(1), func(cmd *cobra.Command, args []string) error {
+	return a.clientCommand(cmd, flagsRegistry|flagsCredentials, cobra.ExactArgs(1), func(cmd *cobra.Command, args []string) error {
 		repo, err := client.ParseRepository(args[0])
 		if err != nil {
 			return err
@@ -89,14 +89,20 @@ func (a *cliApp) tagsCmd() *cobra.Command {
 
 func (a *cliApp) searchCmd() *cobra.Command {
 	var limit int
+	var filterArgs []string
 	cmd := &cobra.Command{
 		Use:   "search REGISTRY TERM",
 		Short: "Search a registry's repositories",
 		Long: `Search the repositories of REGISTRY for TERM through the search API docker
-search uses (GET /v1/search). Registries without it fail with exit code 1.`,
+search uses (GET /v1/search). Registries without it fail with exit code 1.
+Filters keep the results that match all of them, as docker search --filter:
+stars=N (at least N stars; the highest N given counts), is-official=true|false,
+is-automated=true|false.`,
+		Example: `  berth search registry.example app --filter stars=3 --filter is-official=false`,
 	}
 	cmd.Flags().IntVar(&limit, "limit", 0, "most results to ask for (default: the registry's)")
-	return a.clientCommand(cmd, cobra.ExactArgs(2), func(cmd *cobra.Command, args []string) error {
+	cmd.Flags().StringArrayVarP(&filterArgs, "filter", "f", nil, "keep results matching KEY=VALUE: stars=N, is-official=BOOL, is-automated=BOOL; repeatable")
+	return a.clientCommand(cmd, flagsRegistry|flagsCredentials, cobra.ExactArgs(2), func(cmd *cobra.Command, args []string) error {
 		registry := strings.TrimSuffix(args[0], "/")
 		if registry == "" || strings.Contains(registry, "/") {
 			return usageError{fmt.Errorf("%w: %q is not a registry (host[:port])", client.ErrInvalidReference, args[0])}
@@ -104,11 +110,15 @@ search uses (GET /v1/search). Registries without it fail with exit code 1.`,
 		if limit < 0 {
 			return usageError{errors.New("--limit must not be negative")}
 		}
+		filters, err := client.ParseSearchFilters(filterArgs)
+		if err != nil {
+			return usageError{fmt.Errorf("--filter: %w", err)}
+		}
 		c, err := a.flags.newClient()
 		if err != nil {
 			return err
 		}
-		results, err := c.Search(cmd.Context(), registry, args[1], limit)
+		results, err := c.SearchWithOptions(cmd.Context(), registry, args[1], client.SearchOptions{Limit: limit, Filters: filters})
 		if err != nil {
 			return err
 		}

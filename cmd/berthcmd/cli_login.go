@@ -52,7 +52,7 @@ func storeName(f *credentials.ConfigFile, registry string) string {
 
 func (a *cliApp) loginCmd() *cobra.Command {
 	var user, pass string
-	var passStdin bool
+	var passStdin, quiet bool
 	cmd := &cobra.Command{
 		Use:   "login [REGISTRY]",
 		Short: "Log in to a registry and store the credentials",
@@ -66,7 +66,8 @@ out a refresh token, that is stored instead of the password.`,
 	cmd.Flags().StringVarP(&user, "username", "u", "", "user name (asked on a terminal if not given)")
 	cmd.Flags().StringVarP(&pass, "password", "p", "", "password (visible to other users of the machine: prefer --password-stdin)")
 	cmd.Flags().BoolVar(&passStdin, "password-stdin", false, "read the password from standard input")
-	return a.clientCommand(cmd, cobra.MaximumNArgs(1), func(cmd *cobra.Command, args []string) error {
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print nothing on success")
+	return a.clientCommand(cmd, flagsRegistry|flagsCredentials, cobra.MaximumNArgs(1), func(cmd *cobra.Command, args []string) error {
 		registry, err := registryArg(args)
 		if err != nil {
 			return err
@@ -121,7 +122,9 @@ out a refresh token, that is stored instead of the password.`,
 		if a.flags.json {
 			return printJSON(cmd.OutOrStdout(), map[string]string{"registry": registry, "username": user, "store": where})
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "Login Succeeded (credentials in %s)\n", where)
+		if !quiet {
+			fmt.Fprintf(cmd.OutOrStdout(), "Login Succeeded (credentials in %s)\n", where)
+		}
 		return nil
 	})
 }
@@ -137,13 +140,15 @@ func prompt(w io.Writer, in io.Reader, question string) (string, error) {
 }
 
 func (a *cliApp) logoutCmd() *cobra.Command {
+	var quiet bool
 	cmd := &cobra.Command{
 		Use:   "logout [REGISTRY]",
 		Short: "Remove the stored credentials of a registry",
 		Long: `Remove the credentials of REGISTRY (Docker Hub if none) from its credential
 helper and from the Docker config file.`,
 	}
-	return a.clientCommand(cmd, cobra.MaximumNArgs(1), func(cmd *cobra.Command, args []string) error {
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print nothing on success")
+	return a.clientCommand(cmd, flagsCredentials, cobra.MaximumNArgs(1), func(cmd *cobra.Command, args []string) error {
 		registry, err := registryArg(args)
 		if err != nil {
 			return err
@@ -155,7 +160,9 @@ helper and from the Docker config file.`,
 		if a.flags.json {
 			return printJSON(cmd.OutOrStdout(), map[string]string{"registry": registry})
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "Removed the credentials of %s\n", registry)
+		if !quiet {
+			fmt.Fprintf(cmd.OutOrStdout(), "Removed the credentials of %s\n", registry)
+		}
 		return nil
 	})
 }

@@ -102,7 +102,10 @@ func (p *barProgress) event(e client.ProgressEvent) {
 		p.bars[key] = p.p.AddBar(max(e.Descriptor.Size, 0),
 			mpb.PrependDecorators(decor.Name(shortDigest(e.Descriptor)+" ", decor.WCSyncSpaceR)),
 			mpb.AppendDecorators(
-				decor.CountersKibiByte("% .1f / % .1f", decor.WCSyncSpace),
+				// Sizes as the line display and inspect print them.
+				decor.Any(func(s decor.Statistics) string {
+					return humanSize(s.Current) + " / " + humanSize(s.Total)
+				}, decor.WCSyncSpace),
 				decor.OnComplete(decor.Percentage(decor.WCSyncSpace), " done"),
 			))
 	case client.BlobProgress:
@@ -138,7 +141,8 @@ func (p *barProgress) finish(failed bool) {
 	p.p.Wait()
 }
 
-// humanSize renders a byte count in binary units.
+// humanSize renders a byte count in binary units: the one way berth prints sizes (progress
+// bars, progress lines, inspect).
 func humanSize(n int64) string {
 	const unit = 1024
 	if n < unit {

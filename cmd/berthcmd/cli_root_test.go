@@ -41,6 +41,9 @@ func TestExitCode(t *testing.T) {
 		{"server error", regErr(500, "UNKNOWN"), exitFailure, "error"},
 		{"joined endpoints", errors.Join(errors.New("https: refused"), regErr(404, "")), exitNotFound, "not-found"},
 		{"interrupted", context.Canceled, exitFailure, "interrupted"},
+		{"not a registry", &client.Error{Op: "ping", Err: &transport.PingResponseError{URL: "http://h/v2/", StatusCode: 404,
+			Err: &client.RegistryError{StatusCode: 404}}}, exitFailure, "not-a-registry"},
+		{"referenced", &client.Error{Op: "delete manifest", Err: fmt.Errorf("%w: %w", client.ErrReferenced, regErr(409, "MANIFEST_REFERENCED"))}, exitFailure, "referenced"},
 	} {
 		if got := exitCode(tc.err); got != tc.code {
 			t.Errorf("%s: exit code %d, want %d", tc.name, got, tc.code)
@@ -61,6 +64,7 @@ func TestHint(t *testing.T) {
 		{fmt.Errorf("ping: %w", x509.HostnameError{Host: "h"}), "--insecure-registry"},
 		{errors.New("remote error: tls: certificate required"), "client.cert"},
 		{errors.New(`Get "https://h/v2/": http: server gave HTTP response to HTTPS client`), "--insecure-registry"},
+		{errors.New(`Get "https://h/v2/": http2: client conn could not be established`), "client.cert"},
 		{&client.Error{Op: "login", Err: client.ErrUnauthorized}, "wrong user name or password"},
 		{&client.Error{Op: "pull", Err: client.ErrUnauthorized}, "berth login"},
 		{errors.New("other"), ""},
@@ -98,7 +102,17 @@ func runCLI(t *testing.T, args ...string) (string, string, int) {
 	var stdout, stderr bytes.Buffer
 	root.SetOut(&stdout)
 	root.SetErr(&stderr)
-	root.SetArgs(append(args, "--docker-config", t.TempDir(), "--client-config", ""))
+	// A private credentials file, and not the machine's client configuration, for every
+	// command that takes them.
+	if sub, _, err := root.Find(args); err == nil {
+		if sub.Flags().Lookup("docker-config") != nil {
+			args = append(args, "--docker-config", t.TempDir())
+		}
+		if sub.Flags().Lookup("client-config") != nil {
+			args = append(args, "--client-config", "")
+		}
+	}
+	root.SetArgs(args)
 	if err := root.ExecuteContext(context.Background()); err != nil {
 		var ue usageError
 		if !errors.As(err, &ue) {

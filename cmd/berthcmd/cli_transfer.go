@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -38,14 +39,14 @@ type transferFlags struct {
 // have (-1: none).
 func (t *transferFlags) register(fs *pflag.FlagSet, platforms bool, chunkSize int64) {
 	if platforms {
-		fs.StringArrayVar(&t.platforms, "platform", nil, "of an index, copy the image for this os/arch[/variant] (repeatable; several give an index of those; default: this machine's, linux/"+runtime.GOARCH+")")
+		fs.StringArrayVar(&t.platforms, "platform", nil, "of an index, copy the image for this os/arch[/variant], as containerd reads it (linux/arm64 is linux/arm64/v8, x86_64 is amd64; repeatable; several give an index of those; default: this machine's, linux/"+runtime.GOARCH+")")
 		fs.BoolVar(&t.all, "all-platforms", false, "copy an index with every image it lists, unchanged")
 	}
 	fs.IntVar(&t.concurrency, "concurrency", 4, "blobs moved at once")
 	if chunkSize >= 0 {
 		fs.Int64Var(&t.chunkSize, "chunk-size", chunkSize, "upload blobs larger than this many bytes in chunks of it, each resumed after a broken connection; 0: every blob in one request")
 	}
-	fs.BoolVarP(&t.quiet, "quiet", "q", false, "no progress output")
+	fs.BoolVarP(&t.quiet, "quiet", "q", false, "no progress; print only the digest of the result")
 }
 
 func (t *transferFlags) parsePlatforms() ([]client.Platform, error) {
@@ -84,11 +85,36 @@ func platformString(p *client.Platform) string {
 	if p == nil {
 		return "unknown"
 	}
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
+	return client.PlatformString(*p)
+}
+
+// printResult prints the outcome of a transfer: JSON, the digest alone with -q, or a line.
+func (a *cliApp) printResult(w io.Writer, t *transferFlags, res transferResult, line string) error {
+	switch {
+	case a.flags.json:
+		return printJSON(w, res)
+	case t.quiet:
+		_, err := fmt.Fprintln(w, res.Digest)
+		return err
 	}
-	return s
+	_, err := fmt.Fprintln(w, line)
+	return err
+}
+
+// checkOutputPath fails early, before anything is downloaded, when the output's directory
+// is missing.
+func checkOutputPath(out string) error {
+	parent := filepath.Dir(filepath.Clean(out))
+	info, err := os.Stat(parent)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("output %s: directory %s does not exist", out, parent)
+	case err != nil:
+		return fmt.Errorf("output %s: %w", out, err)
+	case !info.IsDir():
+		return fmt.Errorf("output %s: %s is not a directory", out, parent)
+	}
+	return nil
 }
 
 // pickSource decides what of ref a transfer moves: with all, ref as it is; an image
@@ -147,31 +173,40 @@ func (a *cliApp) pullCmd() *cobra.Command {
 		Use:   "pull IMAGE --output DIR|FILE.tar",
 		Short: "Download an image into an OCI image layout or a docker archive",
 		Long: `Download an image into an OCI image layout (a directory; skopeo reads it as
-oci:DIR:NAME) or a docker archive (FILE.tar, which docker load -i reads).
-Nothing is left at the output path when the pull fails: the result is written
-beside it and moved into place at the end. An existing layout gets the image
-added (its blobs are verified before they are stored, and index.json names
-the image only once it is complete).`,
+oci:DIR:NAME) or a docker archive (FILE.tar, which docker load -i reads; "-o -"
+writes it to standard output). Nothing is left at the output path when the pull
+fails: the result is written beside it and moved into place at the end. An
+existing layout gets the image added (its blobs are verified before they are
+stored, and index.json names the image only once it is complete).`,
 		Example: `  berth pull registry.example/app:v1 --output app.tar
+  berth pull registry.example/app:v1 -o - | docker load
   berth pull registry.example/app:v1 --output ./layout --all-platforms`,
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "", "DIR for an OCI layout, FILE.tar for a docker archive")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "DIR for an OCI layout, FILE.tar for a docker archive, - for a docker archive on standard output")
 	cmd.Flags().StringVar(&format, "format", "", "oci or docker-archive (default: docker-archive for *.tar, else oci)")
 	cmd.Flags().StringVar(&name, "name", "", "the image's name in the OCI layout's index.json (default: its tag)")
 	t.register(cmd.Flags(), true, -1)
-	return a.clientCommand(cmd, cobra.ExactArgs(1), func(cmd *cobra.Command, args []string) error {
+	return a.clientCommand(cmd, flagsRegistry|flagsCredentials|flagsMirrors, cobra.ExactArgs(1), func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
 		ref, err := client.ParseReference(args[0])
 		if err != nil {
 			return err
 		}
-		if output == "" {
-			return usageError{errors.New("--output DIR or --output FILE.tar is required")}
+		toStdout := output == "-"
+		switch {
+		case output == "":
+			return usageError{errors.New("--output DIR, --output FILE.tar or --output - is required")}
+		case toStdout && format == formatOCI:
+			return usageError{errors.New("an OCI layout is a directory: -o - writes a docker archive")}
+		case toStdout && a.flags.json:
+			return usageError{errors.New("-o - writes the archive to standard output, where --json would write too")}
+		case toStdout && isTerminal(cmd.OutOrStdout()):
+			return usageError{errors.New("-o - would write a tar archive to the terminal: redirect standard output")}
 		}
 		switch format {
 		case "":
 			format = formatOCI
-			if strings.HasSuffix(strings.ToLower(output), ".tar") {
+			if toStdout || strings.HasSuffix(strings.ToLower(output), ".tar") {
 				format = formatDockerArchive
 			}
 		case formatOCI, formatDockerArchive:
@@ -184,6 +219,11 @@ the image only once it is complete).`,
 		want, err := t.parsePlatforms()
 		if err != nil {
 			return err
+		}
+		if !toStdout {
+			if err := checkOutputPath(output); err != nil {
+				return err
+			}
 		}
 		c, err := a.flags.newClient(client.WithConcurrency(t.concurrency), client.WithChunkSize(t.chunkSize))
 		if err != nil {
@@ -201,7 +241,11 @@ the image only once it is complete).`,
 			if ref.Tag != "" {
 				tags = []string{ref.WithTag(ref.Tag).Familiar()}
 			}
-			d, err = pullArchive(ctx, c, src, output, tags, opts)
+			if toStdout {
+				d, err = pullArchiveTo(ctx, c, src, cmd.OutOrStdout(), tags, opts)
+			} else {
+				d, err = pullArchive(ctx, c, src, output, tags, opts)
+			}
 		} else {
 			if name == "" {
 				name = ref.Tag
@@ -215,12 +259,17 @@ the image only once it is complete).`,
 		if err != nil {
 			return err
 		}
-		if a.flags.json {
-			return printJSON(cmd.OutOrStdout(), transferResult{Source: ref.String(), Destination: output, Format: format,
-				Digest: d.Digest.String(), MediaType: d.MediaType, Size: d.Size})
+		res := transferResult{Source: ref.String(), Destination: output, Format: format,
+			Digest: d.Digest.String(), MediaType: d.MediaType, Size: d.Size}
+		line := fmt.Sprintf("Pulled %s (%s) to %s", ref, d.Digest, output)
+		if toStdout {
+			// Standard output holds the archive: the report goes to standard error.
+			if !t.quiet {
+				fmt.Fprintf(cmd.ErrOrStderr(), "Pulled %s (%s)\n", ref, d.Digest)
+			}
+			return nil
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "Pulled %s (%s) to %s\n", ref, d.Digest, output)
-		return nil
+		return a.printResult(cmd.OutOrStdout(), &t, res, line)
 	})
 }
 
@@ -277,6 +326,36 @@ func pullLayout(ctx context.Context, c *client.Client, src client.Reference, dir
 		}
 	}
 	return d, os.Rename(tmp, clean)
+}
+
+// pullArchiveTo pulls src (one image) into a temporary layout, then writes it to w as a
+// docker archive.
+func pullArchiveTo(ctx context.Context, c *client.Client, src client.Reference, w io.Writer, repoTags []string, opts client.CopyOptions) (client.Descriptor, error) {
+	tmpDir, err := os.MkdirTemp("", "berth-pull-")
+	if err != nil {
+		return client.Descriptor{}, err
+	}
+	defer os.RemoveAll(tmpDir)
+	l, err := client.OpenLayout(tmpDir)
+	if err != nil {
+		return client.Descriptor{}, err
+	}
+	d, err := c.PullAs(ctx, src, l, "image", opts)
+	if err != nil {
+		return client.Descriptor{}, err
+	}
+	if client.IsIndexMediaType(d.MediaType) {
+		return client.Descriptor{}, fmt.Errorf("pull %s: an index cannot be saved as a docker archive", src)
+	}
+	bw := bufio.NewWriterSize(w, 1<<20)
+	err = client.WriteDockerArchive(bw, l, client.ArchiveImage{Descriptor: d, RepoTags: repoTags})
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		return client.Descriptor{}, fmt.Errorf("writing the docker archive of %s to standard output: %w", src, err)
+	}
+	return d, nil
 }
 
 // pullArchive pulls src (one image) into a docker archive at out: into a layout beside
@@ -338,7 +417,7 @@ layout is pushed with every image it lists.`,
 	}
 	cmd.Flags().StringVar(&name, "name", "", "which image of SRC: its name in the layout's index.json, or a RepoTag of the archive (default: the only one)")
 	t.register(cmd.Flags(), false, client.DefaultChunkSize)
-	return a.clientCommand(cmd, cobra.ExactArgs(2), func(cmd *cobra.Command, args []string) error {
+	return a.clientCommand(cmd, flagsRegistry|flagsCredentials|flagsForeign, cobra.ExactArgs(2), func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
 		srcPath := args[0]
 		ref, err := client.ParseReference(args[1])
@@ -363,12 +442,8 @@ layout is pushed with every image it lists.`,
 		if err != nil {
 			return err
 		}
-		if a.flags.json {
-			return printJSON(cmd.OutOrStdout(), transferResult{Source: srcPath, Destination: ref.String(), Format: format,
-				Digest: d.Digest.String(), MediaType: d.MediaType, Size: d.Size})
-		}
-		fmt.Fprintf(cmd.OutOrStdout(), "Pushed %s (%s)\n", ref, d.Digest)
-		return nil
+		return a.printResult(cmd.OutOrStdout(), &t, transferResult{Source: srcPath, Destination: ref.String(), Format: format,
+			Digest: d.Digest.String(), MediaType: d.MediaType, Size: d.Size}, fmt.Sprintf("Pushed %s (%s)", ref, d.Digest))
 	})
 }
 
@@ -463,7 +538,7 @@ otherwise; --all-platforms copies the index unchanged (same digest).`,
 	// Blobs stream from one registry to the other in one request each: chunks would stop
 	// the download while each is sent.
 	t.register(cmd.Flags(), true, 0)
-	return a.clientCommand(cmd, cobra.ExactArgs(2), func(cmd *cobra.Command, args []string) error {
+	return a.clientCommand(cmd, flagsRegistry|flagsCredentials|flagsMirrors|flagsForeign, cobra.ExactArgs(2), func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
 		src, err := client.ParseReference(args[0])
 		if err != nil {
@@ -491,11 +566,7 @@ otherwise; --all-platforms copies the index unchanged (same digest).`,
 		if err != nil {
 			return err
 		}
-		if a.flags.json {
-			return printJSON(cmd.OutOrStdout(), transferResult{Source: src.String(), Destination: dst.String(),
-				Digest: d.Digest.String(), MediaType: d.MediaType, Size: d.Size})
-		}
-		fmt.Fprintf(cmd.OutOrStdout(), "Copied %s to %s (%s)\n", src, dst, d.Digest)
-		return nil
+		return a.printResult(cmd.OutOrStdout(), &t, transferResult{Source: src.String(), Destination: dst.String(),
+			Digest: d.Digest.String(), MediaType: d.MediaType, Size: d.Size}, fmt.Sprintf("Copied %s to %s (%s)", src, dst, d.Digest))
 	})
 }
