@@ -9,9 +9,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -456,4 +458,99 @@ func TestSecurityStalledBody(t *testing.T) {
 		t.Errorf("the PATCH of a cancelled session: status %d, want 404", st)
 	}
 	c2.expect(c2.request("GET", loc, nil), http.StatusNotFound)
+}
+
+// mountTmpfs mounts a tmpfs of size bytes at a new directory for the test, or skips the test
+// where mounting is not allowed (a unit test covers disk-full answers with a driver that fails
+// with ENOSPC).
+func mountTmpfs(t *testing.T, size int64) string {
+	t.Helper()
+	dir := t.TempDir()
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput()
+	if err != nil {
+		t.Skipf("cannot mount a tmpfs here (%v: %s); registry.TestDiskFull covers this with a driver", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// freeBytes is the space left on the filesystem holding dir.
+func freeBytes(t testing.TB, dir string) int64 {
+	t.Helper()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	return int64(st.Bavail) * int64(st.Bsize)
+}
+
+// TestSecurityDiskFull runs berth on a small tmpfs and fills it: uploads that do not fit are
+// answered 507 naming the cause and release what they wrote, a full metadata database is a
+// 507 too, and once space is freed everything works.
+func TestSecurityDiskFull(t *testing.T) {
+	t.Parallel()
+	dir := mountTmpfs(t, 24<<20)
+	srv := startBerth(t, "--data", filepath.Join(dir, "data"))
+	c := newClient(t, srv)
+	img := newImage(t, "linux", "amd64", 1)
+	c.pushImage("full/app", "v1", img)
+	before := freeBytes(t, dir)
+
+	big := randomBytes(t, 40<<20)
+	check507 := func(r response, what, cause string) {
+		t.Helper()
+		if r.Status != http.StatusInsufficientStorage || !strings.Contains(string(r.Body), cause) {
+			t.Errorf("%s on a full disk: want 507 naming the %s, got:\n%s", what, cause, r)
+		}
+	}
+	loc := c.startUpload("full/app")
+	r := c.request("PUT", c.withQuery(loc, "digest", sha256Digest(big)), big, "Content-Type", "application/octet-stream")
+	check507(r, "monolithic upload", "blob storage")
+	if free := freeBytes(t, dir); free < before-(1<<20) {
+		t.Errorf("the failed monolithic upload keeps %d KiB", (before-free)>>10)
+	}
+	loc = c.startUpload("full/app")
+	r = c.request("PATCH", loc, big, "Content-Type", "application/octet-stream")
+	check507(r, "chunked upload", "blob storage")
+	if st := c.request("GET", loc, nil).Status; st != http.StatusNotFound {
+		t.Errorf("the session of the failed chunk answers %d, want 404 (discarded)", st)
+	}
+	if free := freeBytes(t, dir); free < before-(1<<20) {
+		t.Errorf("the failed chunked upload keeps %d KiB", (before-free)>>10)
+	}
+
+	// Fill what is left, then push a manifest large enough that the database must grow.
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 1<<20)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			break
+		}
+	}
+	f.Close()
+	cfg := img.Config.Descriptor()
+	m := mustJSON(t, manifestDoc{SchemaVersion: 2, MediaType: mtOCIManifest, Config: &cfg,
+		Annotations: map[string]string{"filler": strings.Repeat("m", 3<<20)}})
+	r = c.request("PUT", "/v2/full/app/manifests/big", m, "Content-Type", mtOCIManifest)
+	if r.Status != http.StatusInsufficientStorage {
+		t.Errorf("manifest push with the disk full: want 507, got:\n%s", r)
+	}
+
+	// Space freed: everything works again.
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	c.pushManifest("full/app", "big", mtOCIManifest, m)
+	img2 := newImage(t, "linux", "arm64", 2)
+	c.pushImage("full/app", "v2", img2)
+	c.checkImage("full/app", img)
+	c.checkImage("full/app", img2)
 }

@@ -34,6 +34,9 @@ var (
 	// ErrGCLocked: another garbage collection (in this process or another
 	// replica) holds the lock.
 	ErrGCLocked = errors.New("garbage collection already running")
+	// ErrNoSpace: the database is out of space (a full disk, a quota); the
+	// write was rolled back.
+	ErrNoSpace = errors.New("no space left for the metadata database")
 )
 
 // Descriptor is an entry of a referrers index.

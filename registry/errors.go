@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+
+	"github.com/berthhq/berth/metadata"
+	"github.com/berthhq/berth/storage/driver"
 )
 
 // Code is one entry of the error table: the code string the distribution
@@ -46,6 +49,7 @@ var (
 	ErrUnknown             = Code{"UNKNOWN", http.StatusInternalServerError, "unknown error"}
 	ErrUnavailable         = Code{"UNAVAILABLE", http.StatusServiceUnavailable, "service unavailable"}
 	ErrBadGateway          = Code{"UNAVAILABLE", http.StatusBadGateway, "the upstream registry answered wrongly"}
+	ErrNoSpace             = Code{"UNAVAILABLE", http.StatusInsufficientStorage, "the registry is out of storage space"}
 )
 
 // Error is an error destined for a client: a code from the table, an
@@ -74,6 +78,21 @@ func errf(c Code, format string, args ...any) *Error {
 // errc builds an *Error with the code's default message.
 func errc(c Code) *Error { return &Error{Code: c} }
 
+// noSpaceError names which store ran out of space, or returns nil when err
+// is not about space.
+func noSpaceError(err error) *Error {
+	var where string
+	switch {
+	case errors.Is(err, driver.ErrNoSpace):
+		where = "blob storage"
+	case errors.Is(err, metadata.ErrNoSpace):
+		where = "metadata database"
+	default:
+		return nil
+	}
+	return errf(ErrNoSpace, "the registry's %s has no space left; nothing was stored and a failed upload was discarded to free its space: try again once space is freed", where)
+}
+
 type wireError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
@@ -93,7 +112,10 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	var e *Error
 	if !errors.As(err, &e) {
 		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		e = errc(ErrUnknown)
+		e = noSpaceError(err)
+		if e == nil {
+			e = errc(ErrUnknown)
+		}
 	}
 	msg := e.Message
 	if msg == "" {

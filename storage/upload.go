@@ -409,11 +409,27 @@ func (s *Store) Append(ctx context.Context, repo, id string, start int64, body i
 		return 0, err
 	}
 	werr := ss.write(body)
+	if errors.Is(werr, driver.ErrNoSpace) {
+		return 0, ss.discard(ctx, werr)
+	}
 	size, err := ss.save(ctx)
+	if errors.Is(err, driver.ErrNoSpace) {
+		return 0, ss.discard(ctx, err)
+	}
 	if werr != nil {
 		return size, fmt.Errorf("upload %s: %w", id, werr)
 	}
 	return size, err
+}
+
+// discard removes a session whose write ran out of space, so that what it
+// wrote is freed at once rather than when the session expires: keeping a
+// part of an upload on a full disk helps nobody. It returns cause, marked.
+func (ss *session) discard(ctx context.Context, cause error) error {
+	ctx = context.WithoutCancel(ctx)
+	_ = ss.w.Cancel(ctx)
+	_ = ss.s.d.Delete(ctx, uploadDir(ss.id))
+	return fmt.Errorf("upload %s discarded to free its space: %w", ss.id, cause)
 }
 
 // Finish appends body (which may be nil) to session id at start (-1: at the
@@ -431,10 +447,18 @@ func (s *Store) Finish(ctx context.Context, repo, id string, start int64, body i
 		return 0, err
 	}
 	if err := ss.write(body); err != nil {
-		_, _ = ss.save(ctx)
+		if errors.Is(err, driver.ErrNoSpace) {
+			return 0, ss.discard(ctx, err)
+		}
+		if _, serr := ss.save(ctx); errors.Is(serr, driver.ErrNoSpace) {
+			return 0, ss.discard(ctx, serr)
+		}
 		return 0, fmt.Errorf("upload %s: %w", id, err)
 	}
 	if err := ss.w.Commit(ctx); err != nil {
+		if errors.Is(err, driver.ErrNoSpace) {
+			return 0, ss.discard(ctx, err)
+		}
 		return 0, fmt.Errorf("upload %s: %w", id, err)
 	}
 	size := ss.w.Size()

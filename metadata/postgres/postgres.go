@@ -356,7 +356,7 @@ func transient(err error) bool {
 // write runs fn in a READ COMMITTED transaction and commits it, or rolls it
 // back if fn or the commit fails; transient failures run it again.
 func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	return s.retry(ctx, func() error {
+	err := s.retry(ctx, func() error {
 		tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 		if err != nil {
 			return err
@@ -369,6 +369,11 @@ func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
 		}
 		return tx.Commit(ctx)
 	})
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "53100" { // disk_full
+		return fmt.Errorf("%w: %w", metadata.ErrNoSpace, err)
+	}
+	return err
 }
 
 // lockRepo returns the id of repo, locked against writers until the

@@ -54,10 +54,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/berthhq/berth/metadata"
 )
@@ -439,13 +441,22 @@ func (s *Store) Close() error {
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return noSpace(err)
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
-		return err
+		return noSpace(err)
 	}
-	return tx.Commit()
+	return noSpace(tx.Commit())
+}
+
+// noSpace marks a full disk (SQLITE_FULL) as metadata.ErrNoSpace.
+func noSpace(err error) error {
+	var se *sqlite.Error
+	if err != nil && (errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL || errors.Is(err, syscall.ENOSPC)) {
+		return fmt.Errorf("%w: %w", metadata.ErrNoSpace, err)
+	}
+	return err
 }
 
 // lookupRepo returns the id of repo inside tx, or metadata.ErrNotFound:

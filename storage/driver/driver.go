@@ -46,6 +46,9 @@ var (
 	ErrUnsupported = errors.New("unsupported by driver")
 	// ErrClosed: a FileWriter was used after Close, Commit or Cancel.
 	ErrClosed = errors.New("writer already closed")
+	// ErrNoSpace: the backend is out of space (a full disk, a quota). The
+	// write failed; what it wrote may remain until the caller removes it.
+	ErrNoSpace = errors.New("no space left in storage")
 )
 
 // Driver is the storage backend contract. Every method is safe for concurrent

@@ -129,6 +129,9 @@ func isNotExist(err error) bool {
 // wrap gives backend failures the driver name and the driver path, so logs
 // do not leak the on-disk layout more than needed.
 func wrap(op, p string, err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%s: %s %s: %w: %w", driverName, op, p, driver.ErrNoSpace, err)
+	}
 	return fmt.Errorf("%s: %s %s: %w", driverName, op, p, err)
 }
 
