@@ -37,6 +37,7 @@ func NewRoot() *cobra.Command {
 	root.AddCommand(newUserCmd())
 	root.AddCommand(newMigrateCmd())
 	root.AddCommand(newGCCmd())
+	root.AddCommand(newFsckCmd())
 	addClientCommands(root)
 	addVersion(root)
 	usageErrors(root)
@@ -88,6 +89,10 @@ func usageErrors(cmd *cobra.Command) {
 // exitCodeOf is the exit code of an error that reached Execute.
 func exitCodeOf(err error) int {
 	var ue usageError
+	var pf problemsFound
+	if errors.As(err, &pf) {
+		return exitProblems
+	}
 	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "required flag") ||
 		strings.HasPrefix(err.Error(), "if any flags in the group") || strings.HasPrefix(err.Error(), "unknown command") {
 		return exitUsage

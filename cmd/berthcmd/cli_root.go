@@ -33,7 +33,8 @@ const exitCodesHelp = `Exit codes:
   1  failure (unreachable registry, TLS or digest errors, ...)
   2  usage: unknown command, bad arguments or flags, malformed reference
   3  not found: repository, tag, manifest or blob
-  4  unauthorized or denied: no, wrong or insufficient credentials`
+  4  unauthorized or denied: no, wrong or insufficient credentials
+  5  berth fsck found problems`
 
 // addClientCommands adds the registry client commands (login, logout, pull, push, copy,
 // ls, tags, inspect, rm, search) to root.
