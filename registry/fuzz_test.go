@@ -439,3 +439,88 @@ func FuzzManifestAmbiguity(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReferrersPage fetches pages of a referrers list with fuzzed last and artifactType
+// parameters: the answer is never a server error; a page is a valid index whose descriptors
+// follow last, match the filter and stay within the page bounds; and a Link names the page
+// after the last descriptor with the same filter.
+func FuzzReferrersPage(f *testing.F) {
+	e := newEnv(f, Options{})
+	cfg := []byte("{}")
+	cfgD := e.pushBlob("refs", cfg)
+	subject := e.pushImage("refs", "v1", MediaTypeOCIManifest, "subject")
+	sub := manifestDesc(MediaTypeOCIManifest, subject.Body)
+	types := []string{"application/vnd.example.sig", "application/spdx+json"}
+	var digests []digest.Digest
+	for i := range 12 {
+		size := 10
+		if i%3 == 0 {
+			size = referrersPageBytes / 3
+		}
+		m := mustJSON(f, imageManifest{SchemaVersion: 2, MediaType: MediaTypeOCIManifest, ArtifactType: types[i%2],
+			Config: desc{MediaType: mtOCIConfig, Digest: cfgD, Size: int64(len(cfg))}, Layers: []desc{}, Subject: &sub,
+			Annotations: map[string]string{"i": strconv.Itoa(i), "pad": strings.Repeat("p", size)}})
+		digests = append(digests, e.pushManifest("refs", digest.FromBytes(m).String(), MediaTypeOCIManifest, m))
+	}
+	slices.Sort(digests)
+	for _, last := range []string{"", digests[0].String(), digests[5].String(), "sha256:", "sha256:zz", "x", "sha512:" + strings.Repeat("f", 128)} {
+		for _, at := range append([]string{"", "nope", "a b"}, types...) {
+			f.Add(last, at)
+		}
+	}
+	path := "/v2/refs/referrers/" + subject.Digest.String()
+	f.Fuzz(func(t *testing.T, last, at string) {
+		q := url.Values{}
+		if last != "" {
+			q.Set("last", last)
+		}
+		if at != "" {
+			q.Set("artifactType", at)
+		}
+		res := e.with(t).get(path + "?" + q.Encode())
+		if res.Status >= 500 {
+			t.Fatalf("last=%q artifactType=%q: status %d: %s", last, at, res.Status, short(res.Body))
+		}
+		if res.Status != http.StatusOK {
+			errorCode(t, res)
+			return
+		}
+		var ix struct {
+			MediaType string
+			Manifests []struct {
+				Digest       digest.Digest
+				ArtifactType string
+				Annotations  map[string]string
+			}
+		}
+		if err := json.Unmarshal(res.Body, &ix); err != nil || ix.MediaType != MediaTypeOCIIndex || ix.Manifests == nil {
+			t.Fatalf("not an index (%v): %s", err, short(res.Body))
+		}
+		if len(ix.Manifests) > 1 && len(res.Body) > referrersPageBytes+4096 {
+			t.Fatalf("a page of %d descriptors has %d bytes", len(ix.Manifests), len(res.Body))
+		}
+		for i, d := range ix.Manifests {
+			if last != "" && d.Digest.String() <= last {
+				t.Fatalf("descriptor %s does not follow last=%q", d.Digest, last)
+			}
+			if i > 0 && d.Digest <= ix.Manifests[i-1].Digest {
+				t.Fatal("descriptors out of order")
+			}
+			if at != "" && d.ArtifactType != at {
+				t.Fatalf("descriptor of type %q under the filter %q", d.ArtifactType, at)
+			}
+		}
+		link := res.Header.Get("Link")
+		if link == "" {
+			return
+		}
+		if len(ix.Manifests) == 0 {
+			t.Fatal("an empty page links a next one")
+		}
+		target, _, _ := strings.Cut(strings.TrimPrefix(link, "<"), ">")
+		u, err := url.Parse(target)
+		if err != nil || u.Path != path || u.Query().Get("last") != ix.Manifests[len(ix.Manifests)-1].Digest.String() || u.Query().Get("artifactType") != at {
+			t.Fatalf("Link %q after a page ending at %s (artifactType %q)", link, ix.Manifests[len(ix.Manifests)-1].Digest, at)
+		}
+	})
+}
