@@ -312,6 +312,12 @@ func TestSecurityAmbiguousManifests(t *testing.T) {
 	for _, tc := range ok {
 		c.pushManifest("amb/app", sha256Digest([]byte(tc.body)), tc.ct, []byte(tc.body))
 	}
+	// The index now lists the image: deleting the image would leave the index unpullable.
+	r := c.request("DELETE", "/v2/amb/app/manifests/"+img.Manifest.Digest(), nil)
+	if r.Status != http.StatusConflict || errorCode(r) != "MANIFEST_REFERENCED" || !strings.Contains(string(r.Body), sha256Digest([]byte(ok[0].body))) {
+		t.Errorf("DELETE of a manifest an index lists: want 409 MANIFEST_REFERENCED naming the index, got:\n%s", r)
+	}
+	c.manifest("amb/app", img.Manifest.Digest())
 }
 
 // TestSecurityConnectorHealthRedacted checks that the connectors' health report, which callers
