@@ -217,11 +217,8 @@ func required(r *http.Request, rt registry.Route) need {
 	case registry.AccessDelete:
 		one(TypeRepository, rt.Name, ActionDelete, ActionDelete)
 	}
-	if r.Method == http.MethodPost && rt.Access == registry.AccessPush {
-		q := r.URL.Query()
-		if from := q.Get("from"); q.Get("mount") != "" && from != rt.Name && registry.ValidName(from) {
-			n.challenge = append(n.challenge, Access{Type: TypeRepository, Name: from, Actions: []string{ActionPull}})
-		}
+	if from := mountSource(r, rt); from != "" {
+		n.challenge = append(n.challenge, Access{Type: TypeRepository, Name: from, Actions: []string{ActionPull}})
 	}
 	return n
 }
@@ -273,7 +270,31 @@ func (g *Gate) Authorize(w http.ResponseWriter, r *http.Request, rt registry.Rou
 			return false
 		}
 	}
+	if from := mountSource(r, rt); from != "" && id.Method == MethodToken && !covers(id.Token, TypeRepository, from, ActionPull) {
+		// A mount reads its source: the token itself must grant pull on
+		// it. When a token with that scope could be had (the account may
+		// pull the source, or an external issuer decides), the client is
+		// challenged for it, as distribution does; otherwise the registry
+		// answers as for a blob it cannot mount (202, a new session).
+		if id.External || g.opts.Rules.Allowed(id, TypeRepository, from, ActionPull) {
+			g.challenge(w, r, n, "insufficient_scope")
+			return false
+		}
+	}
 	return true
+}
+
+// mountSource returns the repository a cross-repository mount reads from,
+// or "".
+func mountSource(r *http.Request, rt registry.Route) string {
+	if r.Method != http.MethodPost || rt.Kind != registry.KindUploadStart {
+		return ""
+	}
+	q := r.URL.Query()
+	if from := q.Get("from"); q.Get("mount") != "" && from != rt.Name && registry.ValidName(from) {
+		return from
+	}
+	return ""
 }
 
 // MayPull is the registry's MayPull hook: it judges the caller's account,

@@ -228,41 +228,83 @@ func TestSecurityReferrersBounded(t *testing.T) {
 }
 
 // TestSecurityMountScope checks that a cross-repository mount needs pull on the source in the
-// token itself: a token scoped to the target alone gets a new upload session (202), whether
-// the mount names its source or not, even for a user whose account may read the source.
+// token itself. A token scoped to the target alone never mounts: when the account may read the
+// source the client is challenged for that scope (as distribution does, so clients that follow
+// challenges mount), and when it may not, the answer is a new upload session (202), whether
+// the mount names its source or not.
 func TestSecurityMountScope(t *testing.T) {
 	t.Parallel()
-	srv := startAuthBerth(t, exampleConfig(t, "auth-token.yaml"), nil)
+	dir := t.TempDir()
+	htpasswd, err := os.ReadFile(filepath.Join(suite.root, "examples", "htpasswd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "htpasswd", htpasswd)
+	cfg := writeFile(t, dir, "berth.yaml", []byte(`auth:
+  mode: token
+  htpasswd: htpasswd
+  token: {realm: /token, service: berth}
+  rules:
+    - repositories: ["secret/**"]
+      users: [reader]
+      actions: ["*"]
+    - repositories: ["alice/**", "public/**"]
+      users: [admin]
+      actions: ["*"]
+    - repositories: ["public/*"]
+      users: [anonymous]
+      actions: [pull]
+`))
+	srv := startAuthBerth(t, cfg, nil)
 	raw := &regClient{t: t, base: mustParseURL(t, srv.URL()), hc: srv.httpClient()}
 	admin := authClient(t, srv.URL(), adminUser, adminPass)
 	layer := randomBytes(t, 2048)
-	d := admin.pushBlob("public/p", layer)
+	pd := admin.pushBlob("public/p", layer)
+	sd := authClient(t, srv.URL(), readerUser, readerPass).pushBlob("secret/s", randomBytes(t, 2048))
 
-	mount := func(tok, query string) response {
+	mount := func(tok, target, query string) response {
 		t.Helper()
-		return raw.request("POST", "/v2/alice/a/blobs/uploads/?"+query, nil, "Authorization", "Bearer "+tok)
+		return raw.request("POST", "/v2/"+target+"/blobs/uploads/?"+query, nil, "Authorization", "Bearer "+tok)
 	}
 	narrow := fetchToken(t, srv, adminUser, adminPass, nil, "repository:alice/a:push,pull").Token
-	for _, q := range []string{"mount=" + d + "&from=public/p", "mount=" + d} {
-		r := mount(narrow, q)
-		if r.Status != http.StatusAccepted || r.Header.Get("Location") == "" || r.Header.Get("Docker-Upload-UUID") == "" {
-			t.Errorf("mount ?%s with a token for alice/a alone: want 202 with a session, got:\n%s", q, r)
-		}
+
+	// The account may read public/p, the token does not say so: a challenge for that scope.
+	r := mount(narrow, "alice/a", "mount="+pd+"&from=public/p")
+	ch := parseChallenge(r.Header.Get("WWW-Authenticate"))
+	if r.Status != http.StatusUnauthorized || ch.params["error"] != "insufficient_scope" || !strings.Contains(ch.params["scope"], "repository:public/p:pull") {
+		t.Fatalf("mount with a token lacking pull on the source: want 401 insufficient_scope naming repository:public/p:pull, got:\n%s", r)
 	}
-	if st := raw.request("HEAD", "/v2/alice/a/blobs/"+d, nil, "Authorization", "Bearer "+narrow).Status; st != http.StatusNotFound {
-		t.Errorf("after the refused mounts alice/a holds the blob: HEAD %d", st)
+	if st := raw.request("HEAD", "/v2/alice/a/blobs/"+pd, nil, "Authorization", "Bearer "+narrow).Status; st != http.StatusNotFound {
+		t.Errorf("after the challenged mount alice/a holds the blob: HEAD %d", st)
 	}
-	// Control: with pull on the source in the token, both forms mount.
-	wide := fetchToken(t, srv, adminUser, adminPass, nil, "repository:alice/a:push,pull", "repository:public/p:pull").Token
-	if r := mount(wide, "mount="+d+"&from=public/p"); r.Status != http.StatusCreated || r.Header.Get("Docker-Content-Digest") != d {
+	// A token for the challenged scope mounts.
+	wide := fetchToken(t, srv, adminUser, adminPass, nil, strings.Fields(ch.params["scope"])...).Token
+	if r := mount(wide, "alice/a", "mount="+pd+"&from=public/p"); r.Status != http.StatusCreated || r.Header.Get("Docker-Content-Digest") != pd {
 		t.Errorf("mount with pull on the source: want 201, got:\n%s", r)
 	}
-	wide2 := fetchToken(t, srv, adminUser, adminPass, nil, "repository:alice/b:push,pull", "repository:public/p:pull").Token
-	if r := raw.request("POST", "/v2/alice/b/blobs/uploads/?mount="+d, nil, "Authorization", "Bearer "+wide2); r.Status != http.StatusCreated {
-		t.Errorf("mount without from, with pull on a repository holding the blob: want 201, got:\n%s", r)
-	}
-	if got := admin.blob("alice/b", d); string(got) != string(layer) {
+	if got := admin.blob("alice/a", pd); string(got) != string(layer) {
 		t.Error("the mounted blob differs from the one pushed")
+	}
+
+	// The account may not read secret/s: a new session, with or without from, and nothing mounted.
+	narrowB := fetchToken(t, srv, adminUser, adminPass, nil, "repository:alice/b:push,pull").Token
+	for _, q := range []string{"mount=" + sd + "&from=secret/s", "mount=" + sd} {
+		r := mount(narrowB, "alice/b", q)
+		if r.Status != http.StatusAccepted || r.Header.Get("Location") == "" || r.Header.Get("Docker-Upload-UUID") == "" {
+			t.Errorf("mount ?%s of a source the account may not read: want 202 with a session, got:\n%s", q, r)
+		}
+	}
+	if st := raw.request("HEAD", "/v2/alice/b/blobs/"+sd, nil, "Authorization", "Bearer "+narrowB).Status; st != http.StatusNotFound {
+		t.Errorf("after the refused mounts alice/b holds the secret blob: HEAD %d", st)
+	}
+	// Without from, only repositories the token may read count.
+	narrowC := fetchToken(t, srv, adminUser, adminPass, nil, "repository:alice/c:push,pull").Token
+	if r := mount(narrowC, "alice/c", "mount="+pd); r.Status != http.StatusAccepted {
+		t.Errorf("mount without from, with a token reading no holder: want 202, got:\n%s", r)
+	}
+	wide2 := fetchToken(t, srv, adminUser, adminPass, nil, "repository:alice/c:push,pull", "repository:public/p:pull").Token
+	if r := mount(wide2, "alice/c", "mount="+pd); r.Status != http.StatusCreated {
+		t.Errorf("mount without from, with pull on a holder in the token: want 201, got:\n%s", r)
 	}
 }
 
