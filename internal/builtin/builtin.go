@@ -16,7 +16,9 @@ import (
 	"github.com/berthhq/berth/metadata/sqlite"
 	"github.com/berthhq/berth/storage"
 	"github.com/berthhq/berth/storage/driver"
+	"github.com/berthhq/berth/storage/driver/azure"
 	"github.com/berthhq/berth/storage/driver/filesystem"
+	"github.com/berthhq/berth/storage/driver/gcs"
 	"github.com/berthhq/berth/storage/driver/inmemory"
 	"github.com/berthhq/berth/storage/driver/s3"
 )
@@ -52,6 +54,24 @@ func register() {
 			return s3.New(ctx, c.Options())
 		},
 		Check: func(c *s3.Config, _ storage.Env) error {
+			o := c.Options()
+			return o.Validate()
+		},
+	})
+	storageDriver("gcs", storage.Factory[gcs.Config]{
+		Open: func(ctx context.Context, c *gcs.Config, _ storage.Env) (driver.Driver, error) {
+			return gcs.New(ctx, c.Options())
+		},
+		Check: func(c *gcs.Config, _ storage.Env) error {
+			o := c.Options()
+			return o.Validate()
+		},
+	})
+	storageDriver("azure", storage.Factory[azure.Config]{
+		Open: func(ctx context.Context, c *azure.Config, _ storage.Env) (driver.Driver, error) {
+			return azure.New(ctx, c.Options())
+		},
+		Check: func(c *azure.Config, _ storage.Env) error {
 			o := c.Options()
 			return o.Validate()
 		},
