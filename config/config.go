@@ -21,7 +21,6 @@ import (
 
 	"github.com/berthhq/berth/connector"
 	"github.com/berthhq/berth/gc"
-	"github.com/berthhq/berth/storage/driver/s3"
 )
 
 // Config is the whole configuration. The yaml names are the file's keys;
@@ -57,68 +56,6 @@ type Server struct {
 	// long (a slow but moving body is fine), so a stalled client cannot
 	// hold an upload session or a connection.
 	BodyIdleTimeout time.Duration `yaml:"bodyIdleTimeout"`
-}
-
-// Storage selects the blob storage driver.
-type Storage struct {
-	// Driver is "filesystem" (default), "inmemory" or "s3".
-	Driver string `yaml:"driver"`
-	// Root is the filesystem driver's directory; default DATA/storage.
-	Root string `yaml:"root"`
-	// S3 configures the s3 driver.
-	S3 S3 `yaml:"s3"`
-}
-
-// S3 configures the driver for S3-compatible object stores.
-type S3 struct {
-	// Endpoint is the service URL; empty for AWS S3.
-	Endpoint string `yaml:"endpoint"`
-	// Region is the bucket's region.
-	Region string `yaml:"region"`
-	// Bucket is required.
-	Bucket string `yaml:"bucket"`
-	// RootDirectory is a key prefix inside the bucket.
-	RootDirectory string `yaml:"rootDirectory"`
-	// AccessKey and SecretKey go together; both empty means the AWS
-	// default credential chain. The secret is never logged.
-	AccessKey    string `yaml:"accessKey"`
-	SecretKey    string `yaml:"secretKey"`
-	SessionToken string `yaml:"sessionToken"`
-	// PathStyle addresses buckets in the path (MinIO and most non-AWS
-	// stores need it).
-	PathStyle bool `yaml:"pathStyle"`
-	// PartSize is the multipart part size in bytes (0: the default).
-	PartSize int64 `yaml:"partSize"`
-	// Redirect sends blob GETs to presigned URLs.
-	Redirect bool `yaml:"redirect"`
-	// RedirectExpirySeconds is how long a presigned URL lives (0: default).
-	RedirectExpirySeconds int `yaml:"redirectExpirySeconds"`
-	// InsecureSkipVerify accepts any TLS certificate from the endpoint.
-	InsecureSkipVerify bool `yaml:"insecureSkipVerify"`
-	// MaxAttempts bounds retries of throttled or failed requests (0: default).
-	MaxAttempts int `yaml:"maxAttempts"`
-}
-
-// Options returns the s3 driver's options.
-func (c S3) Options() s3.Options {
-	return s3.Options{
-		Endpoint: c.Endpoint, Region: c.Region, Bucket: c.Bucket, RootDirectory: c.RootDirectory,
-		AccessKey: c.AccessKey, SecretKey: c.SecretKey, SessionToken: c.SessionToken,
-		PathStyle: c.PathStyle, PartSize: c.PartSize, Redirect: c.Redirect,
-		RedirectExpiry:     time.Duration(c.RedirectExpirySeconds) * time.Second,
-		InsecureSkipVerify: c.InsecureSkipVerify, MaxAttempts: c.MaxAttempts,
-	}
-}
-
-// Metadata selects the metadata store.
-type Metadata struct {
-	// Driver is "sqlite" (default) or "postgres".
-	Driver string `yaml:"driver"`
-	// Path is the SQLite database file; default DATA/metadata.db.
-	Path string `yaml:"path"`
-	// DSN is the PostgreSQL connection string (a postgres:// URL or
-	// key=value pairs). It holds the password: it is never logged.
-	DSN string `yaml:"dsn"`
 }
 
 // Manifests tunes manifest validation.
@@ -342,6 +279,11 @@ func envKeys(v reflect.Value, prefix string, out map[string]reflect.Value) {
 func (c *Config) ApplyEnv(env []string, ignore ...string) error {
 	keys := map[string]reflect.Value{}
 	envKeys(reflect.ValueOf(c).Elem(), EnvPrefix, keys)
+	// The sections of registered drivers and stores: a variable of one the
+	// file did not set adds it.
+	adopt := map[string]func(){}
+	storageKind.envSections(&c.Storage.Sections, keys, adopt)
+	metadataKind.envSections(&c.Metadata.Sections, keys, adopt)
 	var errs []error
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
@@ -355,6 +297,10 @@ func (c *Config) ApplyEnv(env []string, ignore ...string) error {
 		}
 		if err := setField(f, v); err != nil {
 			errs = append(errs, fmt.Errorf("environment variable %s: %w", k, err))
+			continue
+		}
+		if add, ok := adopt[k]; ok {
+			add()
 		}
 	}
 	return errors.Join(errs...)
@@ -441,32 +387,7 @@ func (c *Config) Validate() error {
 	if d := c.Server.BodyIdleTimeout; d < time.Second || d > time.Hour {
 		bad("server.bodyIdleTimeout %v: want from 1s to 1h", d)
 	}
-	switch c.Storage.Driver {
-	case "filesystem":
-		if c.Storage.Root == "" {
-			c.Storage.Root = filepath.Join(c.Data, "storage")
-		}
-	case "inmemory":
-	case "s3":
-		opts := c.Storage.S3.Options()
-		if err := opts.Validate(); err != nil {
-			bad("storage.s3: %v", err)
-		}
-	default:
-		bad("storage.driver %q: want filesystem, inmemory or s3", c.Storage.Driver)
-	}
-	switch c.Metadata.Driver {
-	case "sqlite":
-		if c.Metadata.Path == "" {
-			c.Metadata.Path = filepath.Join(c.Data, "metadata.db")
-		}
-	case "postgres":
-		if c.Metadata.DSN == "" {
-			bad("metadata.dsn: required with metadata.driver postgres (e.g. postgres://berth@db.example:5432/berth)")
-		}
-	default:
-		bad("metadata.driver %q: want sqlite or postgres", c.Metadata.Driver)
-	}
+	c.validateBackends(bad)
 	if c.Manifests.MaxSize < 1024 || c.Manifests.MaxSize > 1<<30 {
 		bad("manifests.maxSize %d: want from 1024 to 1073741824 bytes", c.Manifests.MaxSize)
 	}

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # berth's test command. On a fresh Debian machine it installs what the tests need (Debian
 # packages and pinned peer clients, through the shared tools beside the repository), then:
-#   gofmt -l (any file listed fails), go vet, unit tests with the race detector, and the
-#   end-to-end suite in e2e/ against the real binary.
+#   gofmt -l (any file listed fails), go vet, unit tests with the race detector, the tests of
+#   the out-of-tree example module (examples/custom-driver), and the end-to-end suite in e2e/
+#   against the real binary. The storage drivers' tests run against MinIO, fake-gcs-server
+#   and Azurite (from npm), which it installs too.
 # Usage: scripts/test.sh [all|lint]   (default all; lint = gofmt and go vet only)
 # Env:   CI=true turns every missing e2e dependency into a failure instead of a skip.
 set -euo pipefail
@@ -40,6 +42,7 @@ lint() {
   fi
   step "go vet ./..."
   go vet ./...
+  (cd examples/custom-driver && go vet ./...)
 }
 
 install_deps() {
@@ -52,8 +55,10 @@ install_deps() {
   # The race detector needs cgo, hence a C toolchain.
   command -v gcc >/dev/null || debs+=(gcc libc6-dev)
   as_root bash "$shared/install-debs.sh" "${debs[@]}" || soft_fail "could not install ${debs[*]}"
-  bash "$shared/install-peers.sh" conformance crane regctl oras distribution minio >/dev/null ||
+  bash "$shared/install-peers.sh" conformance crane regctl oras distribution minio fake-gcs-server >/dev/null ||
     soft_fail "could not install the peer clients"
+  # Azurite (Azure Blob Storage's emulator) comes from npm.
+  bash "$shared/install-azurite.sh" >/dev/null || soft_fail "could not install Azurite"
   go mod download
 }
 
@@ -73,6 +78,9 @@ mapfile -t unit < <(grep -v '/e2e$' <<<"$pkgs" || true)
 if [ ${#unit[@]} -gt 0 ]; then
   go test -race -count=1 "${unit[@]}" || status=1
 fi
+
+step "example module: examples/custom-driver (-race)"
+(cd examples/custom-driver && go test -race -count=1 ./...) || status=1
 
 step "end-to-end tests"
 go test ./e2e/ -v -count=1 -timeout 30m || status=1

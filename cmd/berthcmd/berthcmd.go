@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/berthhq/berth/internal/builtin"
 )
 
 // Exit codes, the same for every command (see exitCodesHelp).
@@ -25,8 +27,11 @@ const (
 
 type usageError struct{ error }
 
-// NewRoot returns the berth command with every subcommand.
+// NewRoot returns the berth command with every subcommand. It registers
+// the built-in storage drivers and metadata stores whose names are still
+// free: register custom ones before calling it (or Execute).
 func NewRoot() *cobra.Command {
+	builtin.Register()
 	root := &cobra.Command{
 		Use:           "berth",
 		Short:         "berth is a container registry",

@@ -1,13 +1,9 @@
 package berthcmd
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
-
-	"github.com/berthhq/berth/metadata/postgres"
-	"github.com/berthhq/berth/metadata/sqlite"
 )
 
 func newMigrateCmd() *cobra.Command {
@@ -24,21 +20,13 @@ replicas. It reads the same configuration as serve.`,
 			if err != nil {
 				return usageError{err}
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), metadataConnectTimeout)
-			defer cancel()
-			switch cfg.Metadata.Driver {
-			case "postgres":
-				if err := postgres.Migrate(ctx, cfg.Metadata.DSN); err != nil {
-					return err
-				}
-			default:
-				st, err := sqlite.Open(cfg.Metadata.Path)
-				if err != nil {
-					return err
-				}
-				if err := st.Close(); err != nil {
-					return err
-				}
+			// Opening a store brings its schema up to date.
+			st, err := openMetadata(cfg)
+			if err != nil {
+				return err
+			}
+			if err := st.Close(); err != nil {
+				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "metadata (%s) is up to date\n", cfg.Metadata.Driver)
 			return nil

@@ -23,15 +23,11 @@ import (
 	"github.com/berthhq/berth/config"
 	"github.com/berthhq/berth/connector"
 	"github.com/berthhq/berth/gc"
+	"github.com/berthhq/berth/internal/builtin"
 	"github.com/berthhq/berth/metadata"
-	"github.com/berthhq/berth/metadata/postgres"
-	"github.com/berthhq/berth/metadata/sqlite"
 	"github.com/berthhq/berth/registry"
 	"github.com/berthhq/berth/storage"
 	"github.com/berthhq/berth/storage/driver"
-	"github.com/berthhq/berth/storage/driver/filesystem"
-	"github.com/berthhq/berth/storage/driver/inmemory"
-	"github.com/berthhq/berth/storage/driver/s3"
 )
 
 func newServeCmd() *cobra.Command {
@@ -96,8 +92,11 @@ func loopback(addr string) bool {
 	return true
 }
 
-// loadConfig layers defaults, file, environment and flags.
+// loadConfig layers defaults, file, environment and flags. The sections
+// of the registered drivers and stores are part of it, so the built-in ones
+// are registered first (if NewRoot has not done it yet).
 func loadConfig(cmd *cobra.Command, cfgFile, addr, data string) (config.Config, error) {
+	builtin.Register()
 	cfg := config.Default()
 	if cfgFile == "" {
 		cfgFile = os.Getenv("BERTH_CONFIG")
@@ -136,33 +135,23 @@ func newLogger(cfg config.Config) *slog.Logger {
 // start.
 const storageConnectTimeout = 30 * time.Second
 
+// openDriver opens the registered storage driver cfg names.
 func openDriver(cfg config.Config) (driver.Driver, error) {
-	switch cfg.Storage.Driver {
-	case "inmemory":
-		return inmemory.New(), nil
-	case "s3":
-		ctx, cancel := context.WithTimeout(context.Background(), storageConnectTimeout)
-		defer cancel()
-		return s3.New(ctx, cfg.Storage.S3.Options())
-	default:
-		return filesystem.New(cfg.Storage.Root)
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), storageConnectTimeout)
+	defer cancel()
+	return cfg.OpenStorage(ctx)
 }
 
 // metadataConnectTimeout bounds how long berth waits for a database server
 // at start, so an unreachable one is an error rather than a hang.
 const metadataConnectTimeout = 30 * time.Second
 
+// openMetadata opens the registered metadata store cfg names; it brings
+// the schema up to date.
 func openMetadata(cfg config.Config) (metadata.Store, error) {
-	if cfg.Metadata.Driver == "postgres" {
-		ctx, cancel := context.WithTimeout(context.Background(), metadataConnectTimeout)
-		defer cancel()
-		return postgres.Open(ctx, cfg.Metadata.DSN)
-	}
-	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
-		return nil, err
-	}
-	return sqlite.Open(cfg.Metadata.Path)
+	ctx, cancel := context.WithTimeout(context.Background(), metadataConnectTimeout)
+	defer cancel()
+	return cfg.OpenMetadata(ctx)
 }
 
 func serve(ctx context.Context, cfg config.Config) error {

@@ -32,7 +32,7 @@ type Sizes struct {
 	DiskBytes   int64         // size of the disk write test
 	CopyImage   int64         // image copied by berth copy, crane and skopeo
 	CacheLayer  int64         // large layer pulled through the caches
-	S3Blob      int64         // blob pushed and pulled on MinIO
+	S3Blob      int64         // blob pushed and pulled on MinIO and the cloud emulators
 	PGRepos     int           // catalog size on PostgreSQL metadata
 }
 
@@ -89,7 +89,7 @@ const (
 )
 
 // Workloads lists every workload name in the order they run.
-var Workloads = []string{WorkBlob, WorkConcurrent, WorkManifest, WorkTags, WorkCatalog, WorkCache, WorkCopy, WorkS3, WorkPGCatalog}
+var Workloads = []string{WorkBlob, WorkConcurrent, WorkManifest, WorkTags, WorkCatalog, WorkCache, WorkCopy, WorkS3, WorkCloud, WorkPGCatalog}
 
 // Config is one benchmark run.
 type Config struct {
@@ -363,6 +363,7 @@ func (r *runner) workloads(ctx context.Context, rep *Report) error {
 	}{
 		{WorkCopy, r.copyWorkload},
 		{WorkS3, r.s3Workload},
+		{WorkCloud, r.cloudWorkload},
 		{WorkPGCatalog, r.pgCatalogWorkload},
 	} {
 		if !r.cfg.wants(st.name) {

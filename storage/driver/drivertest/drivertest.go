@@ -5,8 +5,15 @@
 //		drivertest.Run(t, func(*testing.T) driver.Driver { return mydriver.New(...) })
 //	}
 //
-// The suite checks the contract documented in package driver, plus one rule
-// that contract implies: directories exist only while files exist below
+// The suite checks the contract documented in package driver, the optional
+// driver.Redirector (a redirect URL serves the file's exact bytes), how the
+// storage package above a driver behaves when the driver fails (every call
+// in turn fails, readers return a few bytes at a time or break off: a push
+// fails with the cause or stores the whole blob, never part of it), and
+// files of several megabytes written across several writers. Drivers that
+// write in parts or blocks should configure small ones in their tests (a
+// few hundred KiB), so that these files span many. It adds one rule the
+// contract implies: directories exist only while files exist below
 // them. Deleting, moving away or cancelling the last file of a directory
 // makes the directory disappear, so that a driver emptied of files lists
 // nothing at its root.
@@ -104,6 +111,10 @@ var tests = []struct {
 	{"FileDirConflicts", testFileDirConflicts},
 	{"Opener", testOpener},
 	{"LargeFile", testLargeFile},
+	{"WriterResumeLarge", testWriterResumeLarge},
+	{"WriterAppendLarge", testWriterAppendLarge},
+	{"Redirect", testRedirect},
+	{"StoreFaults", testStoreFaults},
 	{"ContextCanceled", testContextCanceled},
 	{"ConcurrentWriters", testConcurrentWriters},
 	{"ConcurrentReaders", testConcurrentReaders},

@@ -1,4 +1,4 @@
-package s3
+package keywalk
 
 import (
 	"context"
@@ -14,14 +14,14 @@ import (
 	"github.com/berthhq/berth/storage/driver"
 )
 
-// keysOf lists rels as a flat S3 listing would: in byte order, each with
+// keysOf lists rels as a flat object store listing would: in byte order, each with
 // a size that identifies it.
-func keysOf(rels []string) iter.Seq2[listed, error] {
+func keysOf(rels []string) iter.Seq2[Object, error] {
 	sorted := slices.Clone(rels)
 	slices.Sort(sorted)
-	return func(yield func(listed, error) bool) {
+	return func(yield func(Object, error) bool) {
 		for _, r := range sorted {
-			if !yield(listed{rel: r, size: int64(len(r))}, nil) {
+			if !yield(Object{Rel: r, Size: int64(len(r))}, nil) {
 				return
 			}
 		}
@@ -75,7 +75,7 @@ func referenceWalk(base string, rels []string, skip map[string]bool) []visit {
 		sort.Strings(names)
 		for _, name := range names {
 			c := n.children[name]
-			p := join(dir, name)
+			p := Join(dir, name)
 			out = append(out, visit{path: p, dir: c.children != nil, size: c.size})
 			if skip[p] {
 				if c.children != nil {
@@ -95,7 +95,7 @@ func referenceWalk(base string, rels []string, skip map[string]bool) []visit {
 func runWalk(t *testing.T, base string, rels []string, skip map[string]bool) ([]visit, bool) {
 	t.Helper()
 	var got []visit
-	found, err := walkObjects(context.Background(), base, keysOf(rels), func(fi driver.FileInfo) error {
+	found, err := Walk(context.Background(), base, keysOf(rels), func(fi driver.FileInfo) error {
 		got = append(got, visit{path: fi.Path(), dir: fi.IsDir(), size: fi.Size()})
 		if skip[fi.Path()] {
 			return driver.ErrSkipDir
@@ -196,7 +196,7 @@ func TestWalkStops(t *testing.T) {
 	rels := []string{"a/1", "a/2", "b/1", "c"}
 	stop := errors.New("stop")
 	calls := 0
-	_, err := walkObjects(context.Background(), "/", keysOf(rels), func(fi driver.FileInfo) error {
+	_, err := Walk(context.Background(), "/", keysOf(rels), func(fi driver.FileInfo) error {
 		calls++
 		if fi.Path() == "/a/2" {
 			return stop
@@ -209,7 +209,7 @@ func TestWalkStops(t *testing.T) {
 
 	// ErrSkipDir for a file at the top skips everything after it.
 	var got []string
-	_, err = walkObjects(context.Background(), "/", keysOf(rels), func(fi driver.FileInfo) error {
+	_, err = Walk(context.Background(), "/", keysOf(rels), func(fi driver.FileInfo) error {
 		got = append(got, fi.Path())
 		if fi.Path() == "/a/1" {
 			return driver.ErrSkipDir
@@ -224,24 +224,24 @@ func TestWalkStops(t *testing.T) {
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	_, err = walkObjects(ctx, "/", keysOf(rels), func(driver.FileInfo) error { cancel(); return nil })
+	_, err = Walk(ctx, "/", keysOf(rels), func(driver.FileInfo) error { cancel(); return nil })
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("walk with its context cancelled = %v", err)
 	}
 
 	listErr := errors.New("listing failed")
-	failing := func(yield func(listed, error) bool) {
-		if yield(listed{rel: "a"}, nil) {
-			yield(listed{}, listErr)
+	failing := func(yield func(Object, error) bool) {
+		if yield(Object{Rel: "a"}, nil) {
+			yield(Object{}, listErr)
 		}
 	}
-	if _, err := walkObjects(context.Background(), "/", failing, func(driver.FileInfo) error { return nil }); !errors.Is(err, listErr) {
+	if _, err := Walk(context.Background(), "/", failing, func(driver.FileInfo) error { return nil }); !errors.Is(err, listErr) {
 		t.Errorf("walk over a failing listing = %v", err)
 	}
 }
 
 // TestWalkHoldsLittle checks that keys without '-' or '.' are visited as
-// soon as they are listed, and others once the listing passes them.
+// soon as they are Object, and others once the listing passes them.
 func TestWalkHoldsLittle(t *testing.T) {
 	for _, tc := range []struct {
 		key, latest string
