@@ -119,6 +119,9 @@ func (g *Gate) Wrap(next http.Handler) http.Handler {
 			return
 		}
 		id, err := g.authenticate(r)
+		if err == nil && id.Name != "" {
+			registry.SetUser(r.Context(), id.Name)
+		}
 		next.ServeHTTP(w, r.WithContext(withResult(r.Context(), &result{id: id, err: err})))
 	})
 }
@@ -174,6 +177,7 @@ func (g *Gate) login(r *http.Request, user, password string) (Identity, error) {
 		g.log.Info("login failed", "user", user, "remote", r.RemoteAddr, "err", err)
 		return Identity{}, err
 	}
+	registry.SetUser(r.Context(), user)
 	return Identity{Name: user, Method: MethodBasic}, nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthhq/berth/gc"
 	"github.com/berthhq/berth/metadata/sqlite"
 	"github.com/berthhq/berth/registry"
 	"github.com/berthhq/berth/storage"
@@ -94,10 +95,11 @@ func newTestEnv(t *testing.T, mode string, adjust func(*GateOptions)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { meta.Close() })
-	reg := registry.New(storage.New(inmemory.New()), meta, registry.Options{
-		Logger: log, Authorize: e.gate.Authorize, MayPull: e.gate.MayPull,
+	blobs := storage.New(inmemory.New())
+	reg := registry.New(blobs, gc.Guard(meta, blobs), registry.Options{
+		Logger: log, Authorize: e.gate.Authorize, MayPull: e.gate.MayPull, MayMount: e.gate.MayMount,
 	})
-	e.srv = httptest.NewServer(e.gate.Wrap(reg))
+	e.srv = httptest.NewServer(registry.Handler(e.gate.Wrap(reg), registry.HandlerOptions{Logger: log}))
 	t.Cleanup(e.srv.Close)
 	e.host = strings.TrimPrefix(e.srv.URL, "http://")
 	return e

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/berthhq/berth/client"
+	"github.com/berthhq/berth/gc"
 	"github.com/berthhq/berth/metadata/sqlite"
 	"github.com/berthhq/berth/registry"
 	"github.com/berthhq/berth/storage"
@@ -27,10 +28,10 @@ func exampleRegistry() (host string, stop func()) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	reg := registry.New(storage.New(inmemory.New()), meta, registry.Options{
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	srv := httptest.NewServer(reg)
+	blobs := storage.New(inmemory.New())
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg := registry.New(blobs, gc.Guard(meta, blobs), registry.Options{Logger: quiet})
+	srv := httptest.NewServer(registry.Handler(reg, registry.HandlerOptions{Logger: quiet}))
 	return strings.TrimPrefix(srv.URL, "http://"), func() {
 		srv.Close()
 		meta.Close()

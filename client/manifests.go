@@ -17,6 +17,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/berthhq/berth/client/transport"
+	"github.com/berthhq/berth/mediatype"
 )
 
 // Descriptor describes content by media type, digest and size (the OCI descriptor).
@@ -27,19 +28,17 @@ type Platform = ocispec.Platform
 
 // Media types of manifests.
 const (
-	MediaTypeOCIManifest        = ocispec.MediaTypeImageManifest
-	MediaTypeOCIIndex           = ocispec.MediaTypeImageIndex
-	MediaTypeDockerManifest     = "application/vnd.docker.distribution.manifest.v2+json"
-	MediaTypeDockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
+	MediaTypeOCIManifest        = mediatype.OCIManifest
+	MediaTypeOCIIndex           = mediatype.OCIIndex
+	MediaTypeDockerManifest     = mediatype.DockerManifest
+	MediaTypeDockerManifestList = mediatype.DockerManifestList
 )
 
 // manifestAccept is the Accept header of manifest requests.
-var manifestAccept = strings.Join([]string{
-	MediaTypeOCIManifest, MediaTypeOCIIndex, MediaTypeDockerManifest, MediaTypeDockerManifestList,
-}, ", ")
+var manifestAccept = mediatype.ManifestAccept
 
 // MaxManifestSize bounds the manifests this client reads.
-const MaxManifestSize = 4 << 20
+const MaxManifestSize = mediatype.MaxManifestSize
 
 // Manifest is a manifest or an index as stored: its exact bytes and its descriptor.
 type Manifest struct {
@@ -51,9 +50,7 @@ type Manifest struct {
 func (m *Manifest) IsIndex() bool { return IsIndexMediaType(m.Descriptor.MediaType) }
 
 // IsIndexMediaType reports whether mt is an index media type.
-func IsIndexMediaType(mt string) bool {
-	return mt == MediaTypeOCIIndex || mt == MediaTypeDockerManifestList
-}
+func IsIndexMediaType(mt string) bool { return mediatype.IsIndex(mt) }
 
 // Image decodes the manifest as an image manifest (OCI or Docker schema 2).
 func (m *Manifest) Image() (*ocispec.Manifest, error) {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/berthhq/berth/connector"
 	"github.com/berthhq/berth/gc"
+	"github.com/berthhq/berth/mediatype"
 )
 
 // Config is the whole configuration. The yaml names are the file's keys;
@@ -195,7 +196,7 @@ func Default() Config {
 		Data:      "./berth-data",
 		Storage:   Storage{Driver: "filesystem"},
 		Metadata:  Metadata{Driver: "sqlite"},
-		Manifests: Manifests{MaxSize: 4 << 20},
+		Manifests: Manifests{MaxSize: mediatype.MaxManifestSize},
 		Uploads:   Uploads{MaxAgeHours: 168},
 		Server:    Server{BodyIdleTimeout: time.Minute},
 		Log:       Log{Level: "info", Format: "text"},

@@ -65,7 +65,7 @@ func (g *tokenGate) wrap(next http.Handler) http.Handler {
 func TestBearerUpstream(t *testing.T) {
 	t.Parallel()
 	g := &tokenGate{issued: map[string]int{}}
-	up := newNode(t, nil, Options{}, g.wrap)
+	up := newNode(t, nil, nodeOptions{}, g.wrap)
 	g.realm = up.url() + "/token"
 	im := newImage(t, 100)
 	// Pushed straight to the registry behind the gate.
@@ -76,7 +76,7 @@ func TestBearerUpstream(t *testing.T) {
 	rc := cacheOf("hub", "hub/", up.url())
 	rc.Upstream.Username, rc.Upstream.Password = "user", "pass"
 	rc.TagTTLSeconds = intp(0)
-	b := newNode(t, Config{rc}, Options{}, nil)
+	b := newNode(t, Config{rc}, nodeOptions{}, nil)
 	b.pull("hub/app", "v1", im)
 	b.pull("hub/app", "v1", im) // revalidates with a HEAD: same token
 	b.pull("hub/other", "v1", im)
@@ -102,20 +102,20 @@ func TestBasicUpstream(t *testing.T) {
 			next.ServeHTTP(w, r)
 		})
 	}
-	up := newNode(t, nil, Options{}, basic)
+	up := newNode(t, nil, nodeOptions{}, basic)
 	plain := &node{t: t, srv: newServer(t, up.reg)}
 	im := newImage(t, 100)
 	plain.push("app", "v1", im)
 
 	rc := cacheOf("hub", "hub/", up.url())
 	rc.Upstream.Username, rc.Upstream.Password = "user", "pass"
-	b := newNode(t, Config{rc}, Options{}, nil)
+	b := newNode(t, Config{rc}, nodeOptions{}, nil)
 	b.pull("hub/app", "v1", im)
 
 	// Wrong credentials: the upstream refuses, and the client learns why.
 	rc.Upstream.Password = "wrong"
 	rc.Name, rc.Prefix = "bad", "bad/"
-	b2 := newNode(t, Config{rc}, Options{}, nil)
+	b2 := newNode(t, Config{rc}, nodeOptions{}, nil)
 	r := b2.do("GET", "/v2/bad/app/manifests/v1", nil)
 	if r.status != http.StatusBadGateway {
 		t.Fatalf("refused upstream: %v, want 502", r)

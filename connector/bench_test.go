@@ -12,10 +12,10 @@ import (
 // already fetched, tags within their TTL) with a pull of hosted content
 // from the same server: the cache should cost next to nothing.
 func BenchmarkWarmPull(b *testing.B) {
-	up := newNode(b, nil, Options{}, nil)
+	up := newNode(b, nil, nodeOptions{}, nil)
 	im := newImage(b, 4<<10, 64<<10)
 	up.push("app", "v1", im)
-	n := newNode(b, Config{cacheOf("hub", "hub/", up.url()), {Name: "local", Type: TypeHosted, Prefix: "local/"}}, Options{}, nil)
+	n := newNode(b, Config{cacheOf("hub", "hub/", up.url()), {Name: "local", Type: TypeHosted, Prefix: "local/"}}, nodeOptions{}, nil)
 	n.push("local/app", "v1", im)
 	n.pull("hub/app", "v1", im)
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}

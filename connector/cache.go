@@ -5,22 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berthhq/berth/metadata"
 	"github.com/berthhq/berth/registry"
 	"github.com/berthhq/berth/storage"
 )
-
-// staleWarning marks a cached tag served without the upstream's word on it
-// (RFC 9111's warn-code 110).
-const staleWarning = `110 berth "Response is Stale"`
 
 // Bounds of the in-memory state of a cache.
 const (
@@ -33,11 +28,13 @@ const (
 	presentTTL = time.Minute
 )
 
-// cache is the state of one cache registry. What it fetches is stored in
-// metadata and storage under the local name; this holds only what may be
-// forgotten: which tags were revalidated when, what the upstream does not
-// have, its tag lists and catalog for a while, and its health.
+// cache is one cache registry: a pull-through cache of an upstream. What
+// it fetches is stored in the registry's metadata and storage under the
+// local name; the cache itself holds only what may be forgotten: which
+// tags were revalidated when, what the upstream does not have, its tag
+// lists and catalog for a while, its health, and the fetches in flight.
 type cache struct {
+	env              *env
 	name             string
 	prefix           string
 	up               *upstream
@@ -49,6 +46,7 @@ type cache struct {
 	catalogTTL       time.Duration
 	probeInterval    time.Duration
 	health           health
+	flights          *flights
 
 	// fresh holds, by "local:tag", the digest the upstream confirmed.
 	fresh *ttlMap[digest.Digest]
@@ -56,32 +54,34 @@ type cache struct {
 	missing *ttlMap[struct{}]
 	// tagLists holds upstream tag lists by local name.
 	tagLists *ttlMap[[]string]
-	// present holds, by "local@digest", manifests and blobs known to be
-	// stored: content by digest never changes, and deletes go through
-	// forget, so a warm pull costs no extra metadata lookup.
-	present *ttlMap[struct{}]
+	// present holds, by "local@digest", the size of blobs (-1 for
+	// manifests) known to be stored: content by digest never changes,
+	// and deletes go through forget, so a warm pull costs no extra
+	// metadata lookup.
+	present *ttlMap[int64]
 
 	catalogMu    sync.Mutex
 	catalog      []string // local names, sorted
 	catalogUntil time.Time
 }
 
-func newCache(rc Registry) (*cache, error) {
+func newCache(rc Registry, e *env) (*cache, error) {
 	up, err := newUpstream(rc.Upstream)
 	if err != nil {
 		return nil, err
 	}
 	ca := &cache{
-		name: rc.Name, prefix: rc.Prefix, up: up,
+		env: e, name: rc.Name, prefix: rc.Prefix, up: up,
 		remotePrefix: rc.Upstream.RemotePrefix, singleNamePrefix: rc.Upstream.SingleNamePrefix,
 		tagTTL:        seconds(rc.TagTTLSeconds, DefaultTagTTL),
 		notFoundTTL:   seconds(rc.NotFoundTTLSeconds, DefaultNotFoundTTL),
 		catalogTTL:    seconds(rc.CatalogTTLSeconds, DefaultCatalogTTL),
 		probeInterval: DefaultProbeInterval,
+		flights:       newFlights(),
 		fresh:         newTTLMap[digest.Digest](maxFreshEntries),
 		missing:       newTTLMap[struct{}](maxMissingEntries),
 		tagLists:      newTTLMap[[]string](maxTagLists),
-		present:       newTTLMap[struct{}](maxPresent),
+		present:       newTTLMap[int64](maxPresent),
 		health:        health{state: stateUnknown},
 	}
 	up.down = ca.health.isDown
@@ -156,103 +156,128 @@ func (ca *cache) forget(local string) {
 	ca.tagLists.delete(local)
 }
 
-// stored reports whether local@d is known to be stored; when not, check
-// (a metadata lookup) tells, and a yes is remembered.
-func (ca *cache) stored(local string, d digest.Digest, now time.Time, check func() error) (bool, error) {
-	key := local + "@" + d.String()
-	if _, ok := ca.present.get(key, now); ok {
-		return true, nil
+// Kinds of content the present map knows.
+const (
+	presentBlob     = ""
+	presentManifest = "m/"
+)
+
+// stored reports whether content d of local, of the given kind, is known
+// to be stored, and the size kept with it; when it is not known, check (a
+// metadata lookup returning the size) tells, and a yes is remembered.
+func (ca *cache) stored(local, kind string, d digest.Digest, now time.Time, check func() (int64, error)) (bool, int64, error) {
+	key := local + "@" + kind + d.String()
+	if size, ok := ca.present.get(key, now); ok {
+		return true, size, nil
 	}
-	err := check()
+	size, err := check()
 	switch {
 	case err == nil:
-		ca.present.put(key, struct{}{}, now, now.Add(presentTTL))
-		return true, nil
+		ca.present.put(key, size, now, now.Add(presentTTL))
+		return true, size, nil
 	case isNotFound(err):
-		return false, nil
+		return false, 0, nil
 	}
-	return false, err
+	return false, 0, err
 }
 
-// serveCache answers a request for a cache registry's name.
-func (c *Connector) serveCache(w http.ResponseWriter, r *http.Request, rt registry.Route, e *entry, name string) {
-	ca := e.cache
-	switch rt.Access {
-	case registry.AccessPush:
-		if !c.authorize(w, r, rt) {
-			return
-		}
-		c.writeError(w, r, &registry.Error{Code: registry.ErrDenied,
-			Message: fmt.Sprintf("%s is in %s, a pull-through cache of %s: push to a hosted registry instead", rt.Name, ca.name, ca.up.name)})
-		return
-	case registry.AccessDelete:
-		// Deleting cached content removes it from the cache only; the
-		// registry authorizes it.
-		if name != rt.Name {
-			if !c.authorize(w, r, rt) {
-				return
-			}
-			c.forward(w, r, rt, name)
-		} else {
-			c.next.ServeHTTP(w, r)
-		}
-		ca.forget(name)
-		return
+// cacheRepo is a repository of a cache: local is the name it is stored
+// (and served) under, remote the upstream's.
+type cacheRepo struct {
+	ca       *cache
+	local    string
+	remote   string
+	excluded bool // allow and deny keep remote out
+}
+
+// repository returns the Repository of name, a name under the cache's
+// prefix.
+func (ca *cache) repository(name string) registry.Repository {
+	remote, ok := ca.remoteName(strings.TrimPrefix(name, ca.prefix))
+	return &cacheRepo{ca: ca, local: name, remote: remote, excluded: !ok}
+}
+
+// refuse reports reads of a name that allow and deny exclude.
+func (r *cacheRepo) refuse() error {
+	if !r.excluded {
+		return nil
 	}
-	if !c.authorize(w, r, rt) {
-		return
+	return nameUnknown(r.local, "repository %s is not served by cache %s (its allow and deny lists exclude %s)", r.local, r.ca.name, r.remote)
+}
+
+func (r *cacheRepo) hosted() registry.Repository {
+	return registry.HostedRepository(r.ca.env.meta, r.local)
+}
+
+// Manifest implements registry.Repository: the manifest is fetched and
+// stored on a miss, a cached tag revalidated once its TTL has passed.
+func (r *cacheRepo) Manifest(ctx context.Context, ref string) (*registry.Manifest, error) {
+	if err := r.refuse(); err != nil {
+		return nil, err
 	}
-	rest := strings.TrimPrefix(name, ca.prefix)
-	remote, ok := ca.remoteName(rest)
-	if !ok {
-		c.writeError(w, r, &registry.Error{Code: registry.ErrNameUnknown,
-			Message: fmt.Sprintf("repository %s is not served by cache %s (its allow and deny lists exclude %s)", rt.Name, ca.name, remote),
-			Detail:  map[string]string{"name": rt.Name}})
-		return
+	stale, err := r.ca.ensureManifest(ctx, r.local, r.remote, ref)
+	if err != nil {
+		return nil, wireError(err, registry.ErrManifestUnknown, "manifest "+r.remote+":"+ref)
 	}
-	switch rt.Kind {
-	case registry.KindManifest:
-		stale, err := c.ensureManifest(r.Context(), ca, name, remote, rt.Ref)
-		if err != nil {
-			c.fail(w, r, err, registry.ErrManifestUnknown, "manifest "+remote+":"+rt.Ref)
-			return
-		}
-		if stale {
-			w.Header().Set("Warning", staleWarning)
-		}
-		c.forward(w, r, rt, name)
-	case registry.KindBlob:
-		d := digest.Digest(rt.Ref)
-		if storage.ValidateDigest(d) != nil {
-			c.forward(w, r, rt, name)
-			return
-		}
-		if err := c.serveBlob(w, r, rt, ca, name, remote, d); err != nil {
-			if r.Context().Err() == nil {
-				c.fail(w, r, err, registry.ErrBlobUnknown, "blob "+remote+"@"+rt.Ref)
-			}
-		}
-	case registry.KindTags:
-		tags, stale, err := c.cacheTags(r.Context(), ca, name, remote)
-		if err != nil {
-			c.fail(w, r, err, registry.ErrNameUnknown, "repository "+remote)
-			return
-		}
-		if stale {
-			w.Header().Set("Warning", staleWarning)
-		}
-		c.writeTags(w, r, rt.Name, tags)
-	default:
-		// Referrers: what is cached.
-		c.forward(w, r, rt, name)
+	m, err := r.hosted().Manifest(ctx, ref)
+	if err != nil {
+		return nil, err
 	}
+	m.Stale = stale
+	return m, nil
+}
+
+// Blob implements registry.Repository.
+func (r *cacheRepo) Blob(ctx context.Context, d digest.Digest, head, ranged bool) (*registry.Blob, error) {
+	if err := r.refuse(); err != nil {
+		return nil, err
+	}
+	b, err := r.ca.blob(ctx, r.local, r.remote, d, head, ranged)
+	return b, wireError(err, registry.ErrBlobUnknown, "blob "+r.remote+"@"+d.String())
+}
+
+// Tags implements registry.Repository: the cached tags and the
+// upstream's.
+func (r *cacheRepo) Tags(ctx context.Context, last string, n int) (*registry.TagList, error) {
+	if err := r.refuse(); err != nil {
+		return nil, err
+	}
+	tags, stale, err := r.ca.tags(ctx, r.local, r.remote)
+	if err != nil {
+		return nil, wireError(err, registry.ErrNameUnknown, "repository "+r.remote)
+	}
+	return &registry.TagList{Tags: registry.PageOf(tags, last, n), Stale: stale}, nil
+}
+
+// Referrers implements registry.Repository: what is cached.
+func (r *cacheRepo) Referrers(ctx context.Context, d digest.Digest, q metadata.ReferrersQuery) ([]metadata.Descriptor, bool, error) {
+	if err := r.refuse(); err != nil {
+		return nil, false, err
+	}
+	return r.hosted().Referrers(ctx, d, q)
+}
+
+// StoredBlob implements registry.Repository: what is cached.
+func (r *cacheRepo) StoredBlob(ctx context.Context, d digest.Digest) (string, int64, error) {
+	return r.hosted().StoredBlob(ctx, d)
+}
+
+// Target implements registry.Repository: a cache takes no pushes;
+// deleting cached content removes it from the cache only.
+func (r *cacheRepo) Target(access registry.Access) (*registry.Target, error) {
+	if access == registry.AccessPush {
+		return nil, &registry.Error{Code: registry.ErrDenied,
+			Message: fmt.Sprintf("%s is in %s, a pull-through cache of %s: push to a hosted registry instead", r.local, r.ca.name, r.ca.up.name)}
+	}
+	return &registry.Target{Name: r.local, Forget: func() { r.ca.forget(r.local) }}, nil
 }
 
 // ensureManifest makes manifest ref of local (upstream remote) available
 // in the store. stale reports that a cached tag is served without the
 // upstream's confirmation, which could not be had.
-func (c *Connector) ensureManifest(ctx context.Context, ca *cache, local, remote, ref string) (stale bool, err error) {
-	now := c.opts.Now()
+func (ca *cache) ensureManifest(ctx context.Context, local, remote, ref string) (stale bool, err error) {
+	meta := ca.env.meta
+	now := ca.env.now()
 	missingKey := local + "@" + ref
 	if strings.Contains(ref, ":") {
 		d := digest.Digest(ref)
@@ -260,25 +285,25 @@ func (c *Connector) ensureManifest(ctx context.Context, ca *cache, local, remote
 			return false, nil // the registry answers DIGEST_INVALID
 		}
 		// Content by digest never changes: once stored it is served.
-		if ok, err := ca.stored(local, d, now, func() error {
-			_, err := c.meta.GetManifest(ctx, local, d)
-			return err
+		if ok, _, err := ca.stored(local, presentManifest, d, now, func() (int64, error) {
+			_, err := meta.GetManifest(ctx, local, d)
+			return -1, err
 		}); ok || err != nil {
 			return false, err
 		}
 		if _, ok := ca.missing.get(missingKey, now); ok {
 			return false, ca.notFound("manifest %s@%s (remembered)", remote, ref)
 		}
-		err := c.run(ctx, "m\x00"+local+"\x00"+ref, func(ctx context.Context) error {
-			if _, err := c.meta.GetManifest(ctx, local, d); err == nil {
+		err := ca.run(ctx, "m\x00"+local+"\x00"+ref, func(ctx context.Context) error {
+			if _, err := meta.GetManifest(ctx, local, d); err == nil {
 				return nil
 			}
-			fm, err := ca.up.getManifest(ctx, remote, ref, c.opts.MaxManifestSize)
-			c.observe(ca, err)
+			fm, err := ca.up.getManifest(ctx, remote, ref, ca.env.maxManifest)
+			ca.observe(err)
 			if err != nil {
 				return err
 			}
-			return c.storeManifest(ctx, ca, local, remote, fm)
+			return ca.storeManifest(ctx, local, remote, fm)
 		})
 		if kindOf(err) == kindNotFound {
 			ca.missing.put(missingKey, struct{}{}, now, now.Add(ca.notFoundTTL))
@@ -291,7 +316,7 @@ func (c *Connector) ensureManifest(ctx context.Context, ca *cache, local, remote
 	if _, ok := ca.fresh.get(local+":"+ref, now); ok {
 		return false, nil
 	}
-	_, err = c.meta.ResolveTag(ctx, local, ref)
+	_, err = meta.ResolveTag(ctx, local, ref)
 	have := err == nil
 	if err != nil && !isNotFound(err) {
 		return false, err
@@ -304,8 +329,8 @@ func (c *Connector) ensureManifest(ctx context.Context, ca *cache, local, remote
 		// Known to be down: no point in making the client wait for it.
 		return true, nil
 	}
-	err = c.run(ctx, "t\x00"+local+"\x00"+ref, func(ctx context.Context) error {
-		return c.syncTag(ctx, ca, local, remote, ref)
+	err = ca.run(ctx, "t\x00"+local+"\x00"+ref, func(ctx context.Context) error {
+		return ca.syncTag(ctx, local, remote, ref)
 	})
 	switch {
 	case err == nil:
@@ -314,7 +339,7 @@ func (c *Connector) ensureManifest(ctx context.Context, ca *cache, local, remote
 		ca.missing.put(missingKey, struct{}{}, now, now.Add(ca.notFoundTTL))
 		return false, err
 	case have && kindOf(err) != 0 && ctx.Err() == nil:
-		c.log.Warn("serving a cached tag the upstream could not confirm", "registry", ca.name, "repo", local, "tag", ref, "err", err)
+		ca.env.log.Warn("serving a cached tag the upstream could not confirm", "registry", ca.name, "repo", local, "tag", ref, "err", err)
 		return true, nil
 	}
 	return false, err
@@ -323,23 +348,24 @@ func (c *Connector) ensureManifest(ctx context.Context, ca *cache, local, remote
 // syncTag brings tag of local in line with the upstream: a HEAD when it is
 // cached (cheap, and not counted against Docker Hub's pull limits), a
 // fetch only when the digest changed or the tag is not cached.
-func (c *Connector) syncTag(ctx context.Context, ca *cache, local, remote, tag string) error {
-	now := c.opts.Now()
+func (ca *cache) syncTag(ctx context.Context, local, remote, tag string) error {
+	meta := ca.env.meta
+	now := ca.env.now()
 	if _, ok := ca.fresh.get(local+":"+tag, now); ok {
 		return nil // a flight that just landed confirmed it
 	}
-	m, err := c.meta.ResolveTag(ctx, local, tag)
+	m, err := meta.ResolveTag(ctx, local, tag)
 	if err != nil && !isNotFound(err) {
 		return err
 	}
 	ref := tag
 	if err == nil {
 		d, err := ca.up.headManifest(ctx, remote, tag)
-		c.observe(ca, err)
+		ca.observe(err)
 		switch {
 		case kindOf(err) == kindNotFound:
 			// The upstream dropped the tag: so does the cache.
-			if derr := c.meta.DeleteTag(ctx, local, tag); derr != nil && !isNotFound(derr) {
+			if derr := meta.DeleteTag(ctx, local, tag); derr != nil && !isNotFound(derr) {
 				return derr
 			}
 			return err
@@ -349,9 +375,9 @@ func (c *Connector) syncTag(ctx context.Context, ca *cache, local, remote, tag s
 			ca.markFresh(local, tag, d, now)
 			return nil
 		case d != "":
-			if old, err := c.meta.GetManifest(ctx, local, d); err == nil {
+			if old, err := meta.GetManifest(ctx, local, d); err == nil {
 				// Moved to a manifest already cached: only the tag changes.
-				if err := c.meta.PutManifest(ctx, local, old, tag); err != nil {
+				if err := meta.PutManifest(ctx, local, old, tag); err != nil {
 					return err
 				}
 				ca.markFresh(local, tag, d, now)
@@ -360,12 +386,12 @@ func (c *Connector) syncTag(ctx context.Context, ca *cache, local, remote, tag s
 			ref = d.String()
 		}
 	}
-	fm, err := ca.up.getManifest(ctx, remote, ref, c.opts.MaxManifestSize)
-	c.observe(ca, err)
+	fm, err := ca.up.getManifest(ctx, remote, ref, ca.env.maxManifest)
+	ca.observe(err)
 	if err != nil {
 		return err
 	}
-	return c.storeManifest(ctx, ca, local, remote, fm, tag)
+	return ca.storeManifest(ctx, local, remote, fm, tag)
 }
 
 func (ca *cache) markFresh(local, tag string, d digest.Digest, now time.Time) {
@@ -374,193 +400,188 @@ func (ca *cache) markFresh(local, tag string, d digest.Digest, now time.Time) {
 
 // storeManifest validates a fetched manifest and stores it (with tags) in
 // local. The blobs it references are fetched when they are asked for.
-func (c *Connector) storeManifest(ctx context.Context, ca *cache, local, remote string, fm *fetchedManifest, tags ...string) error {
+func (ca *cache) storeManifest(ctx context.Context, local, remote string, fm *fetchedManifest, tags ...string) error {
 	m, err := registry.ParseManifest(fm.contentType, fm.body)
 	if err != nil {
 		return ca.up.bad("manifest %s@%s is invalid: %v", remote, fm.digest, err)
 	}
 	m.Digest = fm.digest
-	if err := c.meta.PutManifest(ctx, local, m, tags...); err != nil {
+	if err := ca.env.meta.PutManifest(ctx, local, m, tags...); err != nil {
 		return err
 	}
-	now := c.opts.Now()
+	now := ca.env.now()
 	for _, t := range tags {
 		ca.markFresh(local, t, fm.digest, now)
 	}
-	c.log.Info("cached manifest", "registry", ca.name, "repo", local, "upstream", remote, "digest", fm.digest, "tags", tags)
+	ca.env.log.Info("cached manifest", "registry", ca.name, "repo", local, "upstream", remote, "digest", fm.digest, "tags", tags)
 	return nil
 }
 
-// serveBlob serves blob d of local (upstream remote), fetching it on a
-// miss. It returns an error only before anything was written: a fetch that
-// fails while streaming aborts the response.
-func (c *Connector) serveBlob(w http.ResponseWriter, r *http.Request, rt registry.Route, ca *cache, local, remote string, d digest.Digest) error {
-	ctx := r.Context()
-	now := c.opts.Now()
-	if ok, err := ca.stored(local, d, now, func() error {
-		_, err := c.meta.BlobSize(ctx, local, d)
-		return err
-	}); err != nil {
-		return err
+// blob returns blob d of local (upstream remote), fetching it on a miss: a
+// HEAD of a blob stored nowhere is answered from the upstream's HEAD (a
+// fetch would cost a pull); a GET of a blob not stored streams it to the
+// client while it is stored.
+func (ca *cache) blob(ctx context.Context, local, remote string, d digest.Digest, head, ranged bool) (*registry.Blob, error) {
+	meta := ca.env.meta
+	now := ca.env.now()
+	size := func() (int64, error) { return meta.BlobSize(ctx, local, d) }
+	if ok, n, err := ca.stored(local, presentBlob, d, now, size); err != nil {
+		return nil, err
 	} else if ok {
-		c.forward(w, r, rt, local)
-		return nil
+		return &registry.Blob{Size: n, Stored: true}, nil
 	}
 	missingKey := local + "@" + d.String()
 	if _, ok := ca.missing.get(missingKey, now); ok {
-		return ca.notFound("blob %s@%s (remembered)", remote, d)
+		return nil, ca.notFound("blob %s@%s (remembered)", remote, d)
 	}
-	_, statErr := c.blobs.Stat(ctx, d)
+	remember := func(err error) error {
+		if kindOf(err) == kindNotFound {
+			ca.missing.put(missingKey, struct{}{}, now, now.Add(ca.notFoundTTL))
+		}
+		return err
+	}
+	_, statErr := ca.env.blobs.Stat(ctx, d)
 	stored := statErr == nil
-	if r.Method == http.MethodHead && !stored {
-		// Answered from the upstream's HEAD: fetching the blob for a HEAD
-		// would cost a pull.
-		size, err := ca.up.headBlob(ctx, remote, d)
-		c.observe(ca, err)
+	if head && !stored {
+		n, err := ca.up.headBlob(ctx, remote, d)
+		ca.observe(err)
 		if err != nil {
-			if kindOf(err) == kindNotFound {
-				ca.missing.put(missingKey, struct{}{}, now, now.Add(ca.notFoundTTL))
-			}
-			return err
+			return nil, remember(err)
 		}
-		h := w.Header()
-		h.Set("Docker-Distribution-API-Version", "registry/2.0")
-		h.Set("Content-Type", "application/octet-stream")
-		h.Set("Docker-Content-Digest", d.String())
-		if size >= 0 {
-			h.Set("Content-Length", strconv.FormatInt(size, 10))
-		}
-		w.WriteHeader(http.StatusOK)
-		return nil
+		return &registry.Blob{Size: n}, nil
 	}
 	key := "b\x00" + local + "\x00" + d.String()
-	if stored || r.Method == http.MethodHead || r.Header.Get("Range") != "" {
+	local2 := func() (*registry.Blob, error) {
+		n, err := size()
+		if err != nil {
+			return nil, err
+		}
+		return &registry.Blob{Size: n, Stored: true}, nil
+	}
+	if stored || head || ranged {
 		// Stored for another repository (the upstream need only confirm
 		// it has the blob too), or a range of a blob not yet here (it is
-		// fetched whole first): no streaming to this client.
-		err := c.run(ctx, key, func(ctx context.Context) error {
-			return c.fillBlob(ctx, ca, local, remote, d, nil)
-		})
-		if err != nil {
-			if kindOf(err) == kindNotFound {
-				ca.missing.put(missingKey, struct{}{}, now, now.Add(ca.notFoundTTL))
-			}
-			return err
+		// fetched whole first): nothing streams.
+		if err := ca.run(ctx, key, func(ctx context.Context) error {
+			return ca.fillBlob(ctx, local, remote, d, nil)
+		}); err != nil {
+			return nil, remember(err)
 		}
-		c.forward(w, r, rt, local)
-		return nil
+		return local2()
 	}
-	f, leader := c.flights.join(key)
+	f, leader := ca.flights.join(key)
 	if !leader {
 		if err := f.wait(ctx); err != nil {
-			return err
+			return nil, remember(err)
 		}
-		c.forward(w, r, rt, local)
-		return nil
+		return local2()
 	}
-	// The fill runs in this handler with the connector's context, not the
-	// request's: if this client goes away the others still get the blob.
-	out := &blobOut{w: w, rc: http.NewResponseController(w), timeout: ca.up.timeout}
-	err := c.fillBlob(c.ctx, ca, local, remote, d, out)
-	c.flights.land(key, f, err)
-	if err == nil {
-		if !out.started {
-			c.forward(w, r, rt, local) // it was there after all
-		}
-		return nil
+	b, err := ca.streamBlob(local, remote, d, key, f)
+	if err != nil {
+		return nil, remember(err)
 	}
-	if kindOf(err) == kindNotFound {
-		ca.missing.put(missingKey, struct{}{}, now, now.Add(ca.notFoundTTL))
+	if b == nil {
+		return local2() // it was there after all
 	}
-	if out.started {
-		c.log.Warn("blob fetch failed while streaming; aborting the response", "registry", ca.name, "repo", local, "digest", d, "err", err)
-		panic(http.ErrAbortHandler)
-	}
-	return err
+	return b, nil
 }
 
-// blobOut is the client a blob streams to while it is stored.
-type blobOut struct {
-	w       http.ResponseWriter
-	rc      *http.ResponseController
-	timeout time.Duration
-	started bool
+// streamBlob leads the fetch of blob d of local: it opens the upstream's
+// answer and returns the stream of it that the fill feeds while it stores
+// the blob in the background (with the connector's context: if this
+// client goes away, the fill goes on for the others, who wait for the
+// flight). It returns nil and no error when the blob turned out to be
+// stored already.
+func (ca *cache) streamBlob(local, remote string, d digest.Digest, key string, f *flight) (*registry.Blob, error) {
+	ctx := ca.env.ctx
+	if _, err := ca.env.meta.BlobSize(ctx, local, d); err == nil {
+		ca.flights.land(key, f, nil)
+		return nil, nil
+	}
+	resp, err := ca.up.getBlob(ctx, remote, d)
+	ca.observe(err)
+	if err != nil {
+		ca.flights.land(key, f, err)
+		return nil, err
+	}
+	s := newBlobStream(ca.up.timeout)
+	fill := func() {
+		defer resp.Body.Close()
+		err := ca.storeBlob(ctx, local, remote, d, resp.Body, s)
+		if err != nil {
+			ca.env.log.Warn("blob fetch failed while streaming", "registry", ca.name, "repo", local, "digest", d, "err", err)
+		}
+		s.finish(err)
+		ca.flights.land(key, f, err)
+	}
+	if !ca.env.goAsync(fill) {
+		resp.Body.Close()
+		ca.flights.land(key, f, errClosed)
+		return nil, errClosed
+	}
+	return &registry.Blob{Size: resp.ContentLength, Stream: s, StallTimeout: ca.up.timeout}, nil
 }
 
 // fillBlob fetches blob d of remote into storage and links it to local.
-// With out, the bytes also stream to that client, all but the last one as
-// they arrive: the last byte is sent only once the digest is verified and
-// the blob committed, so a client never sees a complete body of bad
-// content. A client that goes away or stalls is dropped; the fill goes on.
-func (c *Connector) fillBlob(ctx context.Context, ca *cache, local, remote string, d digest.Digest, out *blobOut) error {
-	if _, err := c.meta.BlobSize(ctx, local, d); err == nil {
+func (ca *cache) fillBlob(ctx context.Context, local, remote string, d digest.Digest, sink io.Writer) error {
+	meta := ca.env.meta
+	if _, err := meta.BlobSize(ctx, local, d); err == nil {
 		return nil // a flight that just landed stored it
 	}
-	if size, err := c.blobs.Stat(ctx, d); err == nil {
+	if size, err := ca.env.blobs.Stat(ctx, d); err == nil {
 		// The bytes are here for another repository; link them once the
 		// upstream confirms this repository has the blob, so that knowing
 		// a digest is never enough to read a blob through a cache.
 		usize, err := ca.up.headBlob(ctx, remote, d)
-		c.observe(ca, err)
+		ca.observe(err)
 		if err != nil {
 			return err
 		}
 		if usize >= 0 && usize != size {
 			return ca.up.bad("blob %s@%s has %d bytes upstream, %d stored", remote, d, usize, size)
 		}
-		return c.link(ctx, local, d, size)
+		return ca.link(ctx, local, d, size)
 	}
-	start := time.Now()
 	resp, err := ca.up.getBlob(ctx, remote, d)
-	c.observe(ca, err)
+	ca.observe(err)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	body := &readErr{r: resp.Body}
-	var sink io.Writer = io.Discard
-	var hb *holdBack
-	if out != nil {
-		h := out.w.Header()
-		h.Set("Docker-Distribution-API-Version", "registry/2.0")
-		h.Set("Content-Type", "application/octet-stream")
-		h.Set("Docker-Content-Digest", d.String())
-		h.Set("Etag", `"`+d.String()+`"`)
-		if resp.ContentLength >= 0 {
-			h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
-		}
-		out.w.WriteHeader(http.StatusOK)
-		out.started = true
-		hb = &holdBack{out: out}
-		hb.flush()
-		sink = hb
+	return ca.storeBlob(ctx, local, remote, d, resp.Body, sink)
+}
+
+// storeBlob stores body (the upstream's blob d) and links it to local;
+// with sink, the bytes are also written there as they arrive.
+func (ca *cache) storeBlob(ctx context.Context, local, remote string, d digest.Digest, body io.Reader, sink io.Writer) error {
+	start := time.Now()
+	rb := &readErr{r: body}
+	var src io.Reader = rb
+	if sink != nil {
+		src = io.TeeReader(rb, sink)
 	}
-	size, err := c.blobs.Put(ctx, local, d, io.TeeReader(body, sink))
+	size, err := ca.env.blobs.Put(ctx, local, d, src)
 	switch {
 	case errors.Is(err, storage.ErrDigestMismatch):
 		return ca.up.bad("blob %s@%s: %v", remote, d, err)
-	case err != nil && body.err != nil:
-		return ca.up.fail(ctx, fmt.Errorf("reading blob %s@%s: %w", remote, d, body.err))
+	case err != nil && rb.err != nil:
+		return ca.up.fail(ctx, fmt.Errorf("reading blob %s@%s: %w", remote, d, rb.err))
 	case err != nil:
 		return err
 	}
-	if err := c.link(ctx, local, d, size); err != nil {
+	if err := ca.link(ctx, local, d, size); err != nil {
 		return err
 	}
-	if hb != nil {
-		hb.release()
-	}
-	c.log.Info("cached blob", "registry", ca.name, "repo", local, "digest", d, "bytes", size,
-		"duration", time.Since(start).Round(time.Millisecond), "streamed", out != nil)
+	ca.env.log.Info("cached blob", "registry", ca.name, "repo", local, "digest", d, "bytes", size,
+		"duration", time.Since(start).Round(time.Millisecond), "streamed", sink != nil)
 	return nil
 }
 
 // link records that local may serve blob d, whose bytes are in storage.
-// It is the one place a cache links blobs, so that a check that the bytes
-// are still there when the link is made (against garbage collection) goes
-// here.
-func (c *Connector) link(ctx context.Context, local string, d digest.Digest, size int64) error {
-	return c.meta.PutBlob(ctx, local, d, size)
+// The Writer's LinkBlob checks, against garbage collection, that the bytes
+// are still there.
+func (ca *cache) link(ctx context.Context, local string, d digest.Digest, size int64) error {
+	return ca.env.meta.LinkBlob(ctx, local, d, size)
 }
 
 // readErr remembers the error of the reader it wraps, to tell the
@@ -578,66 +599,15 @@ func (e *readErr) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// holdBack writes to a client all but the last byte it has been given. It
-// never fails: a client that cannot keep up is dropped.
-type holdBack struct {
-	out  *blobOut
-	last [1]byte
-	have bool
-	dead bool
-}
-
-func (h *holdBack) Write(p []byte) (int, error) {
-	n := len(p)
-	if n == 0 || h.dead {
-		return n, nil
-	}
-	_ = h.out.rc.SetWriteDeadline(time.Now().Add(h.out.timeout))
-	if h.have {
-		if _, err := h.out.w.Write(h.last[:]); err != nil {
-			h.dead = true
-			return n, nil
-		}
-	}
-	if n > 1 {
-		if _, err := h.out.w.Write(p[:n-1]); err != nil {
-			h.dead = true
-			return n, nil
-		}
-	}
-	h.last[0], h.have = p[n-1], true
-	h.flush()
-	return n, nil
-}
-
-func (h *holdBack) flush() {
-	if !h.dead && h.out.rc.Flush() != nil {
-		h.dead = true
-	}
-}
-
-// release sends the byte held back.
-func (h *holdBack) release() {
-	if h.dead || !h.have {
-		return
-	}
-	if _, err := h.out.w.Write(h.last[:]); err != nil {
-		h.dead = true
-		return
-	}
-	h.flush()
-	_ = h.out.rc.SetWriteDeadline(time.Time{})
-}
-
-// cacheTags returns the tags of local: the cached ones and the upstream's.
+// tags returns the tags of local: the cached ones and the upstream's.
 // stale reports that the upstream could not be asked.
-func (c *Connector) cacheTags(ctx context.Context, ca *cache, local, remote string) (tags []string, stale bool, err error) {
-	cached, err := c.meta.Tags(ctx, local, "", -1)
+func (ca *cache) tags(ctx context.Context, local, remote string) (tags []string, stale bool, err error) {
+	cached, err := ca.env.meta.Tags(ctx, local, "", -1)
 	haveRepo := err == nil
 	if err != nil && !isNotFound(err) {
 		return nil, false, err
 	}
-	upTags, err := c.upstreamTags(ctx, ca, local, remote)
+	upTags, err := ca.upstreamTags(ctx, local, remote)
 	switch {
 	case err == nil:
 		return append(cached, upTags...), false, nil
@@ -649,8 +619,8 @@ func (c *Connector) cacheTags(ctx context.Context, ca *cache, local, remote stri
 	return cached, true, nil
 }
 
-func (c *Connector) upstreamTags(ctx context.Context, ca *cache, local, remote string) ([]string, error) {
-	now := c.opts.Now()
+func (ca *cache) upstreamTags(ctx context.Context, local, remote string) ([]string, error) {
+	now := ca.env.now()
 	if tags, ok := ca.tagLists.get(local, now); ok {
 		return tags, nil
 	}
@@ -661,7 +631,7 @@ func (c *Connector) upstreamTags(ctx context.Context, ca *cache, local, remote s
 		return nil, &upstreamError{kind: kindUnavailable, upstream: ca.up.name, err: errors.New("down since " + ca.health.downSinceString())}
 	}
 	tags, err := ca.up.list(ctx, "/v2/"+remote+"/tags/list", "tags")
-	c.observe(ca, err)
+	ca.observe(err)
 	switch {
 	case kindOf(err) == kindNotFound:
 		ca.missing.put(local+"@", struct{}{}, now, now.Add(ca.notFoundTTL))
@@ -677,20 +647,20 @@ func (c *Connector) upstreamTags(ctx context.Context, ca *cache, local, remote s
 // (prefix included), sorted, as fetched at most catalogTTL ago. An
 // upstream without a catalog (Docker Hub) or one that fails counts as
 // empty until the next try.
-func (c *Connector) upstreamCatalog(ctx context.Context, ca *cache) []string {
+func (ca *cache) upstreamCatalog(ctx context.Context) []string {
 	if ca.catalogTTL <= 0 {
 		return nil
 	}
 	ca.catalogMu.Lock()
 	defer ca.catalogMu.Unlock()
-	now := c.opts.Now()
+	now := ca.env.now()
 	if now.Before(ca.catalogUntil) || ca.health.isDown() {
 		return ca.catalog
 	}
 	ca.catalogUntil = now.Add(ca.catalogTTL)
 	names, err := ca.up.list(ctx, "/v2/_catalog", "repositories")
 	if err != nil {
-		c.log.Info("upstream catalog unavailable", "registry", ca.name, "upstream", ca.up.name, "err", err)
+		ca.env.log.Info("upstream catalog unavailable", "registry", ca.name, "upstream", ca.up.name, "err", err)
 		return ca.catalog
 	}
 	local := make([]string, 0, len(names))

@@ -26,12 +26,12 @@ type cacheSetup struct {
 func newCacheSetup(t *testing.T, edit func(*Registry)) *cacheSetup {
 	t.Helper()
 	s := &cacheSetup{count: newCounter(), clock: newClock()}
-	s.up = newNode(t, nil, Options{}, s.count.wrap)
+	s.up = newNode(t, nil, nodeOptions{}, s.count.wrap)
 	rc := cacheOf("hub", "hub/", s.up.url())
 	if edit != nil {
 		edit(&rc)
 	}
-	s.b = newNode(t, Config{rc}, Options{Now: s.clock.Now}, nil)
+	s.b = newNode(t, Config{rc}, nodeOptions{Options: Options{Now: s.clock.Now}}, nil)
 	return s
 }
 

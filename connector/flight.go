@@ -2,7 +2,6 @@ package connector
 
 import (
 	"context"
-	"errors"
 	"sync"
 )
 
@@ -56,31 +55,13 @@ func (f *flight) wait(ctx context.Context) error {
 }
 
 // run does fn once for all concurrent callers with the same key, in its own
-// goroutine so that a caller that goes away does not cancel the work the
-// others wait for; each caller waits with its own ctx.
-func (c *Connector) run(ctx context.Context, key string, fn func(ctx context.Context) error) error {
-	f, leader := c.flights.join(key)
-	if leader && !c.goAsync(func() { c.flights.land(key, f, fn(c.ctx)) }) {
-		c.flights.land(key, f, errClosed)
+// goroutine with the connector's context, so that a caller that goes away
+// does not cancel the work the others wait for; each caller waits with its
+// own ctx.
+func (ca *cache) run(ctx context.Context, key string, fn func(ctx context.Context) error) error {
+	f, leader := ca.flights.join(key)
+	if leader && !ca.env.goAsync(func() { ca.flights.land(key, f, fn(ca.env.ctx)) }) {
+		ca.flights.land(key, f, errClosed)
 	}
 	return f.wait(ctx)
-}
-
-// errClosed is the error of work asked of a closed Connector.
-var errClosed = errors.New("connector closed")
-
-// goAsync runs fn in a goroutine that Close waits for, unless the
-// Connector is closed.
-func (c *Connector) goAsync(fn func()) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return false
-	}
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		fn()
-	}()
-	return true
 }

@@ -2,20 +2,16 @@ package connector
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/berthhq/berth/client/transport"
-
-	"github.com/berthhq/berth/registry"
 )
 
 // Health states of an upstream.
@@ -52,13 +48,14 @@ func (h *health) downSinceString() string {
 // observe records the outcome of a request to the upstream (err is nil or
 // an *upstreamError). Only failures to reach it make it down; any answer
 // makes it up.
-func (c *Connector) observe(ca *cache, err error) {
-	c.record(ca, err, 0, false)
+func (ca *cache) observe(err error) {
+	ca.record(err, 0, false)
 }
 
 // record updates the health of ca and logs changes of state.
-func (c *Connector) record(ca *cache, err error, latency time.Duration, probe bool) {
-	now := c.opts.Now()
+func (ca *cache) record(err error, latency time.Duration, probe bool) {
+	log := ca.env.log
+	now := ca.env.now()
 	h := &ca.health
 	h.mu.Lock()
 	prev, since := h.state, h.downSince
@@ -90,16 +87,16 @@ func (c *Connector) record(ca *cache, err error, latency time.Duration, probe bo
 	if !probe && (kind == kindRefused || kind == kindBad || kind == kindRateLimited) {
 		// The health report shows these redacted; the log keeps the
 		// request they came from.
-		c.log.Warn("upstream request failed", "registry", ca.name, "upstream", ca.up.name, "err", err)
+		log.Warn("upstream request failed", "registry", ca.name, "upstream", ca.up.name, "err", err)
 	}
 	switch {
 	case state == prev:
 	case state == stateDown:
-		c.log.Warn("upstream down", "registry", ca.name, "upstream", ca.up.name, "err", err)
+		log.Warn("upstream down", "registry", ca.name, "upstream", ca.up.name, "err", err)
 	case prev == stateDown:
-		c.log.Info("upstream up", "registry", ca.name, "upstream", ca.up.name, "downFor", now.Sub(since).Round(time.Second))
+		log.Info("upstream up", "registry", ca.name, "upstream", ca.up.name, "downFor", now.Sub(since).Round(time.Second))
 	default:
-		c.log.Info("upstream up", "registry", ca.name, "upstream", ca.up.name, "latency", latency.Round(time.Microsecond))
+		log.Info("upstream up", "registry", ca.name, "upstream", ca.up.name, "latency", latency.Round(time.Microsecond))
 	}
 }
 
@@ -152,13 +149,13 @@ func redacted(err error) string {
 
 // probeLoop probes ca's upstream now and then every probe interval, until
 // Close.
-func (c *Connector) probeLoop(ca *cache) {
+func (ca *cache) probeLoop() {
 	t := time.NewTicker(ca.probeInterval)
 	defer t.Stop()
 	for {
-		c.probe(c.ctx, ca)
+		ca.probe(ca.env.ctx)
 		select {
-		case <-c.ctx.Done():
+		case <-ca.env.ctx.Done():
 			return
 		case <-t.C:
 		}
@@ -166,10 +163,10 @@ func (c *Connector) probeLoop(ca *cache) {
 }
 
 // probe checks ca's upstream once.
-func (c *Connector) probe(ctx context.Context, ca *cache) {
+func (ca *cache) probe(ctx context.Context) {
 	start := time.Now()
 	err := ca.up.ping(ctx)
-	c.record(ca, err, time.Since(start), true)
+	ca.record(err, time.Since(start), true)
 }
 
 // Status is the health of one cache's upstream, as the health endpoint
@@ -212,30 +209,9 @@ func (c *Connector) Status() []Status {
 	return out
 }
 
-// serveHealth answers GET HealthPath with {"connectors": [Status...]}. It
-// needs the catalog access, as it names upstreams.
-func (c *Connector) serveHealth(w http.ResponseWriter, r *http.Request) {
-	rt := registry.Route{Access: registry.AccessCatalog}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		c.writeError(w, r, &registry.Error{Code: registry.ErrUnsupported, Message: r.Method + " is not allowed here; allowed: GET, HEAD"})
-		return
-	}
-	if !c.authorize(w, r, rt) {
-		return
-	}
-	body, err := json.Marshal(struct {
+// Health implements registry.HealthReporter: {"connectors": [Status...]}.
+func (c *Connector) Health() any {
+	return struct {
 		Connectors []Status `json:"connectors"`
-	}{c.Status()})
-	if err != nil {
-		c.fail(w, r, err, registry.ErrUnknown, "")
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(body)
-	}
+	}{c.Status()}
 }

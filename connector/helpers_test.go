@@ -18,6 +18,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berthhq/berth/gc"
 	"github.com/berthhq/berth/metadata/sqlite"
 	"github.com/berthhq/berth/registry"
 	"github.com/berthhq/berth/storage"
@@ -37,9 +38,17 @@ type node struct {
 	blobs *storage.Store
 }
 
-// newNode starts a registry; with cfg, behind a Connector. wrap, if set,
-// wraps the served handler (to count, break or gate requests).
-func newNode(t testing.TB, cfg Config, opts Options, wrap func(http.Handler) http.Handler) *node {
+// nodeOptions are a node's connector options and its registry's hooks.
+type nodeOptions struct {
+	Options
+	Authorize func(w http.ResponseWriter, r *http.Request, rt registry.Route) bool
+	MayPull   func(r *http.Request, name string) bool
+}
+
+// newNode starts a registry; with cfg, with a Connector as its resolver.
+// wrap, if set, wraps the served handler (to count, break or gate
+// requests).
+func newNode(t testing.TB, cfg Config, opts nodeOptions, wrap func(http.Handler) http.Handler) *node {
 	t.Helper()
 	meta, err := sqlite.Open(filepath.Join(t.TempDir(), "metadata.db"))
 	if err != nil {
@@ -47,20 +56,22 @@ func newNode(t testing.TB, cfg Config, opts Options, wrap func(http.Handler) htt
 	}
 	t.Cleanup(func() { _ = meta.Close() })
 	blobs := storage.New(inmemory.New())
+	content := gc.Guard(meta, blobs)
 	n := &node{t: t, meta: meta, blobs: blobs}
-	n.reg = registry.New(blobs, meta, registry.Options{Logger: quiet, Authorize: opts.Authorize, MayPull: opts.MayPull})
-	var h http.Handler = n.reg
+	regOpts := registry.Options{Logger: quiet, Authorize: opts.Authorize, MayPull: opts.MayPull}
 	if cfg != nil {
 		if opts.Logger == nil {
 			opts.Logger = quiet
 		}
-		n.conn, err = New(cfg, n.reg, meta, blobs, opts)
+		n.conn, err = New(cfg, content, blobs, opts.Options)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = n.conn.Close() })
-		h = n.conn
+		regOpts.Resolver = n.conn
 	}
+	n.reg = registry.New(blobs, content, regOpts)
+	var h http.Handler = registry.Handler(n.reg, registry.HandlerOptions{Logger: quiet})
 	if wrap != nil {
 		h = wrap(h)
 	}

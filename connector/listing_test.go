@@ -13,7 +13,7 @@ import (
 
 func TestCatalogMergesEverySource(t *testing.T) {
 	t.Parallel()
-	s := newVirtualSetup(t, Options{})
+	s := newVirtualSetup(t, nodeOptions{})
 	im := newImage(t, 10)
 	s.b.push("local/app", "1", im)
 	s.b.push("local/zeta", "1", im)
@@ -111,24 +111,4 @@ func nextLink(t *testing.T, link string) string {
 		t.Fatal(err)
 	}
 	return u.String()
-}
-
-func TestMapStart(t *testing.T) {
-	t.Parallel()
-	for _, c := range []struct {
-		last, out, in, start string
-		none                 bool
-	}{
-		{"", "all/", "local/", "local/", false},
-		{"all/x", "all/", "local/", "local/x", false},
-		{"alm", "all/", "local/", "", true},
-		{"all", "all/", "local/", "local/", false},
-		{"a", "all/", "", "", false},
-		{"zzz", "", "hub/", "hub/zzz", false},
-	} {
-		start, none := mapStart(c.last, c.out, c.in)
-		if start != c.start || none != c.none {
-			t.Errorf("mapStart(%q, %q, %q) = %q, %v; want %q, %v", c.last, c.out, c.in, start, none, c.start, c.none)
-		}
-	}
 }

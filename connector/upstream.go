@@ -19,6 +19,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berthhq/berth/client/transport"
+	"github.com/berthhq/berth/mediatype"
 )
 
 // userAgent identifies berth to upstreams.
@@ -26,12 +27,7 @@ const userAgent = "berth-connector/1"
 
 // manifestAccept is the Accept header of manifest requests: every type
 // berth stores, so that indexes are cached as they are.
-var manifestAccept = strings.Join([]string{
-	"application/vnd.oci.image.index.v1+json",
-	"application/vnd.oci.image.manifest.v1+json",
-	"application/vnd.docker.distribution.manifest.list.v2+json",
-	"application/vnd.docker.distribution.manifest.v2+json",
-}, ", ")
+var manifestAccept = mediatype.ManifestAccept
 
 // Limits on what an upstream may make berth read.
 const (

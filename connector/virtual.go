@@ -3,28 +3,38 @@ package connector
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berthhq/berth/metadata"
 	"github.com/berthhq/berth/registry"
-	"github.com/berthhq/berth/storage"
 )
 
-// member is one member of a virtual registry for one request: the entry
-// and the repository name there.
+// member is one member of a virtual registry for one repository: the
+// entry and the repository name there.
 type member struct {
 	e      *entry
-	name   string // local name in the member
+	name   string // stored name in the member
 	remote string // upstream name, for a cache member
 }
 
-// members returns the members of virtual e for rest (the name without e's
-// prefix), in order. Cache members whose allow and deny lists exclude the
-// name are left out.
-func (c *Connector) members(e *entry, rest string) []member {
-	out := make([]member, 0, len(e.member))
+// virtualRepo is a repository of a virtual registry: reads try the
+// members in order, writes go to the push target.
+type virtualRepo struct {
+	meta metadata.ReadWriter
+	e    *entry
+	name string // the virtual name, as served
+	rest string // name without the virtual prefix
+	ms   []member
+}
+
+// virtualRepository returns the repository name of virtual registry e.
+// Cache members whose allow and deny lists exclude the name, and members
+// under which the name would not be valid, are left out.
+func (c *Connector) virtualRepository(e *entry, name string) *virtualRepo {
+	rest := strings.TrimPrefix(name, e.prefix)
+	v := &virtualRepo{meta: c.env.meta, e: e, name: name, rest: rest}
 	for _, m := range e.member {
 		mm := member{e: m, name: m.prefix + rest}
 		if !registry.ValidName(mm.name) {
@@ -37,175 +47,123 @@ func (c *Connector) members(e *entry, rest string) []member {
 			}
 			mm.remote = remote
 		}
-		out = append(out, mm)
+		v.ms = append(v.ms, mm)
 	}
-	return out
+	return v
 }
 
-// serveVirtual answers a request for a virtual registry's name: reads try
-// the members in order, writes go to the push target.
-func (c *Connector) serveVirtual(w http.ResponseWriter, r *http.Request, rt registry.Route, e *entry, name string) {
-	rest := strings.TrimPrefix(name, e.prefix)
-	if rt.Access == registry.AccessPush || rt.Access == registry.AccessDelete {
-		if !c.authorize(w, r, rt) {
-			return
-		}
-		if e.pushTo == nil {
-			c.writeError(w, r, &registry.Error{Code: registry.ErrDenied,
-				Message: fmt.Sprintf("%s is in %s, a virtual registry without a push target (pushTo): it is read-only", rt.Name, e.name)})
-			return
-		}
-		target := e.pushTo.prefix + rest
-		if !registry.ValidName(target) {
-			c.writeError(w, r, &registry.Error{Code: registry.ErrNameInvalid,
-				Message: fmt.Sprintf("%s would be stored as %s, which is not a valid repository name", rt.Name, target),
-				Detail:  map[string]string{"name": rt.Name}})
-			return
-		}
-		if rt.Kind == registry.KindUploadStart && r.Method == http.MethodPost {
-			if r2, ok := c.rewriteMount(r); ok {
-				r = r2
-			}
-		}
-		c.forward(w, r, rt, target)
-		return
+// none reports reads of a name no member serves.
+func (v *virtualRepo) none() error {
+	if len(v.ms) > 0 {
+		return nil
 	}
-	if !c.authorize(w, r, rt) {
-		return
-	}
-	ms := c.members(e, rest)
-	if len(ms) == 0 {
-		c.writeError(w, r, &registry.Error{Code: registry.ErrNameUnknown,
-			Message: fmt.Sprintf("no member of %s serves %s", e.name, rt.Name), Detail: map[string]string{"name": rt.Name}})
-		return
-	}
-	switch rt.Kind {
-	case registry.KindManifest:
-		c.virtualManifest(w, r, rt, ms)
-	case registry.KindBlob:
-		c.virtualBlob(w, r, rt, ms)
-	case registry.KindTags:
-		c.virtualTags(w, r, rt, ms)
-	default:
-		// Referrers: those of the first member that has the repository.
-		for _, m := range ms {
-			if _, err := c.meta.Tags(r.Context(), m.name, "", 0); err == nil {
-				c.forward(w, r, rt, m.name)
-				return
-			}
-		}
-		c.forward(w, r, rt, ms[0].name)
-	}
+	return nameUnknown(v.name, "no member of %s serves %s", v.e.name, v.name)
 }
 
-// holds reports whether member m stores content d; check looks it up.
-func (c *Connector) holds(ctx context.Context, m member, d digest.Digest, check func() error) bool {
+// holds reports whether member m stores content d, and its size; check
+// looks it up.
+func (v *virtualRepo) holds(m member, kind string, d digest.Digest, check func() (int64, error)) (bool, int64) {
 	if m.e.cache != nil {
-		ok, _ := m.e.cache.stored(m.name, d, c.opts.Now(), check)
-		return ok
+		ok, n, _ := m.e.cache.stored(m.name, kind, d, m.e.cache.env.now(), check)
+		return ok, n
 	}
-	return check() == nil
+	n, err := check()
+	return err == nil, n
 }
 
-// virtualManifest serves a manifest from the first member that has it.
-// By digest, content held locally by any member is served before an
-// upstream is asked (it is the same content); by tag, the members' order
-// decides.
-func (c *Connector) virtualManifest(w http.ResponseWriter, r *http.Request, rt registry.Route, ms []member) {
-	ctx := r.Context()
-	ref := rt.Ref
+// Manifest implements registry.Repository. By digest, content held
+// locally by any member is served before an upstream is asked (it is the
+// same content); by tag, the members' order decides. Caches known to be
+// down are asked last: they answer only if they came back, and waiting for
+// them first would delay every read. A tag cached in one keeps its place
+// in the order (it is served stale).
+func (v *virtualRepo) Manifest(ctx context.Context, ref string) (*registry.Manifest, error) {
+	if err := v.none(); err != nil {
+		return nil, err
+	}
 	byDigest := strings.Contains(ref, ":")
-	if byDigest && storage.ValidateDigest(digest.Digest(ref)) != nil || !byDigest && !registry.ValidTag(ref) {
-		c.forward(w, r, rt, ms[0].name) // the registry explains what is wrong
-		return
+	from := func(m member, stale bool) (*registry.Manifest, error) {
+		mf, err := registry.HostedRepository(v.meta, m.name).Manifest(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		mf.Stale = stale
+		return mf, nil
 	}
 	if byDigest {
-		for _, m := range ms {
-			if c.holds(ctx, m, digest.Digest(ref), func() error {
-				_, err := c.meta.GetManifest(ctx, m.name, digest.Digest(ref))
-				return err
-			}) {
-				c.forward(w, r, rt, m.name)
-				return
+		d := digest.Digest(ref)
+		for _, m := range v.ms {
+			if ok, _ := v.holds(m, presentManifest, d, func() (int64, error) {
+				_, err := v.meta.GetManifest(ctx, m.name, d)
+				return -1, err
+			}); ok {
+				return from(m, false)
 			}
 		}
 	}
-	// Caches known to be down are asked last: they answer only if they
-	// came back, and waiting for them first would delay every read. A tag
-	// cached in one keeps its place in the order (it is served stale).
 	var firstErr error
-	try := func(m member) bool {
-		stale, err := c.ensureManifest(ctx, m.e.cache, m.name, m.remote, ref)
+	try := func(m member) (*registry.Manifest, bool) {
+		stale, err := m.e.cache.ensureManifest(ctx, m.name, m.remote, ref)
 		if err == nil {
-			if stale {
-				w.Header().Set("Warning", staleWarning)
+			if mf, err := from(m, stale); err == nil {
+				return mf, true
 			}
-			c.forward(w, r, rt, m.name)
-			return true
+			return nil, false
 		}
 		if !isNotFound(err) && firstErr == nil {
 			firstErr = err
 		}
-		return false
+		return nil, false
 	}
 	var down []member
-	for _, m := range ms {
+	for _, m := range v.ms {
 		if m.e.cache == nil {
 			if byDigest {
 				continue // looked at above
 			}
-			if _, err := c.meta.ResolveTag(ctx, m.name, ref); err == nil {
-				c.forward(w, r, rt, m.name)
-				return
+			if _, err := v.meta.ResolveTag(ctx, m.name, ref); err == nil {
+				return from(m, false)
 			} else if !isNotFound(err) && firstErr == nil {
 				firstErr = err
 			}
 			continue
 		}
 		if m.e.cache.health.isDown() {
-			if _, err := c.meta.ResolveTag(ctx, m.name, ref); byDigest || err != nil {
+			if _, err := v.meta.ResolveTag(ctx, m.name, ref); byDigest || err != nil {
 				down = append(down, m)
 				continue
 			}
 		}
-		if try(m) {
-			return
+		if mf, ok := try(m); ok {
+			return mf, nil
 		}
 	}
 	for _, m := range down {
-		if try(m) {
-			return
+		if mf, ok := try(m); ok {
+			return mf, nil
 		}
 	}
 	if firstErr != nil {
-		c.fail(w, r, firstErr, registry.ErrManifestUnknown, "manifest "+rt.Name+":"+ref)
-		return
+		return nil, wireError(firstErr, registry.ErrManifestUnknown, "manifest "+v.name+":"+ref)
 	}
-	c.writeError(w, r, &registry.Error{Code: registry.ErrManifestUnknown,
-		Message: fmt.Sprintf("manifest %s of %s is unknown to every member", ref, rt.Name)})
+	return nil, &registry.Error{Code: registry.ErrManifestUnknown,
+		Message: fmt.Sprintf("manifest %s of %s is unknown to every member", ref, v.name)}
 }
 
-// virtualBlob serves a blob from a member that holds it, or fetches it
-// through the first cache member whose upstream has it.
-func (c *Connector) virtualBlob(w http.ResponseWriter, r *http.Request, rt registry.Route, ms []member) {
-	ctx := r.Context()
-	d := digest.Digest(rt.Ref)
-	if storage.ValidateDigest(d) != nil {
-		c.forward(w, r, rt, ms[0].name)
-		return
+// Blob implements registry.Repository: from a member that holds it, or
+// through the first cache member whose upstream has it (caches known to be
+// down last).
+func (v *virtualRepo) Blob(ctx context.Context, d digest.Digest, head, ranged bool) (*registry.Blob, error) {
+	if err := v.none(); err != nil {
+		return nil, err
 	}
-	for _, m := range ms {
-		if c.holds(ctx, m, d, func() error {
-			_, err := c.meta.BlobSize(ctx, m.name, d)
-			return err
-		}) {
-			c.forward(w, r, rt, m.name)
-			return
+	for _, m := range v.ms {
+		if ok, size := v.holds(m, presentBlob, d, func() (int64, error) { return v.meta.BlobSize(ctx, m.name, d) }); ok {
+			return &registry.Blob{Size: size, Stored: true}, nil
 		}
 	}
-	// Caches known to be down are asked last.
 	var caches, down []member
-	for _, m := range ms {
+	for _, m := range v.ms {
 		switch {
 		case m.e.cache == nil:
 		case m.e.cache.health.isDown():
@@ -216,31 +174,35 @@ func (c *Connector) virtualBlob(w http.ResponseWriter, r *http.Request, rt regis
 	}
 	var firstErr error
 	for _, m := range append(caches, down...) {
-		err := c.serveBlob(w, r, rt, m.e.cache, m.name, m.remote, d)
-		if err == nil || ctx.Err() != nil {
-			return
+		b, err := m.e.cache.blob(ctx, m.name, m.remote, d, head, ranged)
+		if err == nil {
+			return b, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
 		if !isNotFound(err) && firstErr == nil {
 			firstErr = err
 		}
 	}
 	if firstErr != nil {
-		c.fail(w, r, firstErr, registry.ErrBlobUnknown, "blob "+rt.Name+"@"+rt.Ref)
-		return
+		return nil, wireError(firstErr, registry.ErrBlobUnknown, "blob "+v.name+"@"+d.String())
 	}
-	c.writeError(w, r, &registry.Error{Code: registry.ErrBlobUnknown,
-		Message: fmt.Sprintf("blob %s of %s is unknown to every member", rt.Ref, rt.Name)})
+	return nil, &registry.Error{Code: registry.ErrBlobUnknown,
+		Message: fmt.Sprintf("blob %s of %s is unknown to every member", d, v.name)}
 }
 
-// virtualTags lists the union of the members' tags.
-func (c *Connector) virtualTags(w http.ResponseWriter, r *http.Request, rt registry.Route, ms []member) {
-	ctx := r.Context()
+// Tags implements registry.Repository: the union of the members' tags.
+func (v *virtualRepo) Tags(ctx context.Context, last string, n int) (*registry.TagList, error) {
+	if err := v.none(); err != nil {
+		return nil, err
+	}
 	var all []string
 	known, stale := false, false
 	var firstErr error
-	for _, m := range ms {
+	for _, m := range v.ms {
 		if m.e.cache == nil {
-			tags, err := c.meta.Tags(ctx, m.name, "", -1)
+			tags, err := v.meta.Tags(ctx, m.name, "", -1)
 			if err == nil {
 				known = true
 				all = append(all, tags...)
@@ -249,7 +211,7 @@ func (c *Connector) virtualTags(w http.ResponseWriter, r *http.Request, rt regis
 			}
 			continue
 		}
-		tags, st, err := c.cacheTags(ctx, m.e.cache, m.name, m.remote)
+		tags, st, err := m.e.cache.tags(ctx, m.name, m.remote)
 		if err == nil {
 			known = true
 			stale = stale || st
@@ -260,41 +222,45 @@ func (c *Connector) virtualTags(w http.ResponseWriter, r *http.Request, rt regis
 	}
 	if !known {
 		if firstErr != nil {
-			c.fail(w, r, firstErr, registry.ErrNameUnknown, "repository "+rt.Name)
-			return
+			return nil, wireError(firstErr, registry.ErrNameUnknown, "repository "+v.name)
 		}
-		c.writeError(w, r, &registry.Error{Code: registry.ErrNameUnknown,
-			Message: fmt.Sprintf("repository %s is unknown to every member", rt.Name), Detail: map[string]string{"name": rt.Name}})
-		return
+		return nil, nameUnknown(v.name, "repository %s is unknown to every member", v.name)
 	}
-	if stale || firstErr != nil {
-		w.Header().Set("Warning", staleWarning)
-	}
-	c.writeTags(w, r, rt.Name, all)
+	return &registry.TagList{Tags: registry.PageOf(all, last, n), Stale: stale || firstErr != nil}, nil
 }
 
-// rewriteMount points a cross-repository mount from a virtual name at the
-// member that holds the blob, so the registry can link it.
-func (c *Connector) rewriteMount(r *http.Request) (*http.Request, bool) {
-	q := r.URL.Query()
-	from, mount := q.Get("from"), q.Get("mount")
-	if from == "" || mount == "" || !registry.ValidName(from) {
-		return nil, false
+// Referrers implements registry.Repository: those of the first member
+// that has the repository.
+func (v *virtualRepo) Referrers(ctx context.Context, d digest.Digest, q metadata.ReferrersQuery) ([]metadata.Descriptor, bool, error) {
+	if err := v.none(); err != nil {
+		return nil, false, err
 	}
-	e := c.owner(from)
-	d := digest.Digest(mount)
-	if e == nil || e.typ != TypeVirtual || storage.ValidateDigest(d) != nil || !c.mayMount(r, from) {
-		return nil, false
-	}
-	for _, m := range c.members(e, strings.TrimPrefix(from, e.prefix)) {
-		if _, err := c.meta.BlobSize(r.Context(), m.name, d); err == nil {
-			q.Set("from", m.name)
-			u := *r.URL
-			u.RawQuery = q.Encode()
-			r2 := r.WithContext(r.Context())
-			r2.URL = &u
-			return r2, true
+	pick := v.ms[0]
+	for _, m := range v.ms {
+		if _, err := v.meta.Tags(ctx, m.name, "", 0); err == nil {
+			pick = m
+			break
 		}
 	}
-	return nil, false
+	return registry.HostedRepository(v.meta, pick.name).Referrers(ctx, d, q)
+}
+
+// StoredBlob implements registry.Repository: the first member that stores
+// the blob.
+func (v *virtualRepo) StoredBlob(ctx context.Context, d digest.Digest) (string, int64, error) {
+	for _, m := range v.ms {
+		if size, err := v.meta.BlobSize(ctx, m.name, d); err == nil {
+			return m.name, size, nil
+		}
+	}
+	return "", 0, metadata.ErrNotFound
+}
+
+// Target implements registry.Repository: the push target's repository.
+func (v *virtualRepo) Target(registry.Access) (*registry.Target, error) {
+	if v.e.pushTo == nil {
+		return nil, &registry.Error{Code: registry.ErrDenied,
+			Message: fmt.Sprintf("%s is in %s, a virtual registry without a push target (pushTo): it is read-only", v.name, v.e.name)}
+	}
+	return &registry.Target{Name: v.e.pushTo.prefix + v.rest}, nil
 }

@@ -23,11 +23,11 @@ type virtualSetup struct {
 	b        *node
 }
 
-func newVirtualSetup(t *testing.T, opts Options) *virtualSetup {
+func newVirtualSetup(t *testing.T, opts nodeOptions) *virtualSetup {
 	t.Helper()
 	s := &virtualSetup{c1: newCounter(), c2: newCounter()}
-	s.up1 = newNode(t, nil, Options{}, s.c1.wrap)
-	s.up2 = newNode(t, nil, Options{}, s.c2.wrap)
+	s.up1 = newNode(t, nil, nodeOptions{}, s.c1.wrap)
+	s.up2 = newNode(t, nil, nodeOptions{}, s.c2.wrap)
 	cfg := Config{
 		{Name: "local", Type: TypeHosted, Prefix: "local/"},
 		cacheOf("hub", "hub/", s.up1.url()),
@@ -41,7 +41,7 @@ func newVirtualSetup(t *testing.T, opts Options) *virtualSetup {
 
 func TestVirtualReadsInOrder(t *testing.T) {
 	t.Parallel()
-	s := newVirtualSetup(t, Options{})
+	s := newVirtualSetup(t, nodeOptions{})
 	hosted, hub, ghcr := newImage(t, 10), newImage(t, 20), newImage(t, 30)
 	s.b.push("local/app", "v1", hosted)
 	s.up1.push("app", "v1", hub)
@@ -80,7 +80,7 @@ func TestVirtualReadsInOrder(t *testing.T) {
 
 func TestVirtualPushLandsInTarget(t *testing.T) {
 	t.Parallel()
-	s := newVirtualSetup(t, Options{})
+	s := newVirtualSetup(t, nodeOptions{})
 	im := newImage(t, 50000)
 	// Chunked upload: the Location must stay on the virtual name.
 	for _, b := range im.blobs() {
@@ -127,7 +127,7 @@ func TestVirtualPushLandsInTarget(t *testing.T) {
 
 func TestVirtualUpstreamDownFallsThrough(t *testing.T) {
 	t.Parallel()
-	s := newVirtualSetup(t, Options{})
+	s := newVirtualSetup(t, nodeOptions{})
 	im := newImage(t, 10)
 	s.up2.push("app", "v1", im)
 	s.up1.srv.Close()
@@ -156,7 +156,7 @@ func TestAuthorizeSeesClientNames(t *testing.T) {
 		return true
 	}
 	mayPull := func(r *http.Request, name string) bool { return !strings.Contains(name, "secret") }
-	s := newVirtualSetup(t, Options{Authorize: authz, MayPull: mayPull})
+	s := newVirtualSetup(t, nodeOptions{Authorize: authz, MayPull: mayPull})
 	im := newImage(t, 10)
 	s.up1.push("app", "v1", im)
 	s.up1.push("secret", "v1", im)
@@ -188,14 +188,14 @@ func TestAuthorizeSeesClientNames(t *testing.T) {
 func TestMirrorRouting(t *testing.T) {
 	t.Parallel()
 	dh, gh := newCounter(), newCounter()
-	up1 := newNode(t, nil, Options{}, dh.wrap)
-	up2 := newNode(t, nil, Options{}, gh.wrap)
+	up1 := newNode(t, nil, nodeOptions{}, dh.wrap)
+	up2 := newNode(t, nil, nodeOptions{}, gh.wrap)
 	root := cacheOf("dockerhub", "", up1.url())
 	root.MirrorOf = []string{"docker.io"}
 	root.Upstream.SingleNamePrefix = "library/"
 	other := cacheOf("ghcr", "ghcr/", up2.url())
 	other.MirrorOf = []string{"ghcr.io"}
-	b := newNode(t, Config{root, other, {Name: "local", Type: TypeHosted, Prefix: "local/"}}, Options{}, nil)
+	b := newNode(t, Config{root, other, {Name: "local", Type: TypeHosted, Prefix: "local/"}}, nodeOptions{}, nil)
 
 	alpine, tool := newImage(t, 10), newImage(t, 20)
 	up1.push("library/alpine", "3", alpine)
@@ -232,7 +232,7 @@ func digestOf(b []byte) string { return digest.FromBytes(b).String() }
 
 func TestHealthEndpoint(t *testing.T) {
 	t.Parallel()
-	s := newVirtualSetup(t, Options{})
+	s := newVirtualSetup(t, nodeOptions{})
 	im := newImage(t, 10)
 	s.up1.push("app", "v1", im)
 	s.b.pull("hub/app", "v1", im) // hub answered: up
@@ -261,14 +261,14 @@ func TestHealthEndpoint(t *testing.T) {
 func TestProbeStateChangesLogged(t *testing.T) {
 	t.Parallel()
 	count := newCounter()
-	up := newNode(t, nil, Options{}, count.wrap)
+	up := newNode(t, nil, nodeOptions{}, count.wrap)
 	var logs syncLog
-	b := newNode(t, Config{cacheOf("hub", "hub/", up.url())}, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, nil)
+	b := newNode(t, Config{cacheOf("hub", "hub/", up.url())}, nodeOptions{Options: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}}, nil)
 	ca := b.conn.caches[0]
 	// Without the background probes, so that only these decide.
 	_ = b.conn.Close()
 	ctx := context.Background()
-	b.conn.probe(ctx, ca)
+	ca.probe(ctx)
 	if st := b.conn.Status()[0]; st.State != stateUp || st.LastProbe == nil {
 		t.Fatalf("after a good probe: %+v", st)
 	}
@@ -276,13 +276,13 @@ func TestProbeStateChangesLogged(t *testing.T) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return true
 	})
-	b.conn.probe(ctx, ca)
+	ca.probe(ctx)
 	st := b.conn.Status()[0]
 	if st.State != stateDown || st.DownSince == nil || !strings.Contains(st.LastError, "503") {
 		t.Fatalf("after a failed probe: %+v", st)
 	}
 	count.setHook(nil)
-	b.conn.probe(ctx, ca)
+	ca.probe(ctx)
 	if st := b.conn.Status()[0]; st.State != stateUp || st.DownSince != nil {
 		t.Fatalf("after recovery: %+v", st)
 	}
@@ -315,7 +315,7 @@ func (l *syncLog) String() string {
 // looked for in the members after it first.
 func TestVirtualDownMemberKeepsOrder(t *testing.T) {
 	t.Parallel()
-	s := newVirtualSetup(t, Options{})
+	s := newVirtualSetup(t, nodeOptions{})
 	a, b := newImage(t, 10), newImage(t, 20)
 	s.up1.push("app", "v1", a)
 	s.up2.push("app", "v1", b)

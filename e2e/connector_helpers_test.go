@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/berthhq/berth/connector"
+	"github.com/berthhq/berth/gc"
 	"github.com/berthhq/berth/metadata"
 	"github.com/berthhq/berth/metadata/sqlite"
 	"github.com/berthhq/berth/registry"
@@ -47,18 +48,19 @@ func startConnectorBerth(t testing.TB, cfg connector.Config) *connBerth {
 	b := &connBerth{t: t, meta: meta, log: &syncBuffer{}}
 	log := slog.New(slog.NewTextHandler(b.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	blobs := storage.New(drv)
-	reg := registry.New(blobs, meta, registry.Options{Logger: log})
-	b.conn, err = connector.New(cfg, reg, meta, blobs, connector.Options{Logger: log})
+	content := gc.Guard(meta, blobs)
+	b.conn, err = connector.New(cfg, content, blobs, connector.Options{Logger: log})
 	if err != nil {
 		meta.Close()
 		t.Fatalf("connector.New: %v", err)
 	}
+	reg := registry.New(blobs, content, registry.Options{Logger: log, Resolver: b.conn})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	b.Addr = ln.Addr().String()
-	srv := &http.Server{Handler: b.conn, ReadHeaderTimeout: 30 * time.Second}
+	srv := &http.Server{Handler: registry.Handler(reg, registry.HandlerOptions{Logger: log}), ReadHeaderTimeout: 30 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() {
 		_ = srv.Close()

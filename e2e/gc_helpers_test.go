@@ -28,8 +28,8 @@ import (
 type gcBerth struct {
 	t     testing.TB
 	URL   string
-	raw   metadata.Store // the SQLite store
-	meta  metadata.Store // what the registry uses
+	raw   metadata.Store      // the SQLite store
+	meta  metadata.ReadWriter // what the registry uses
 	blobs *storage.Store
 	root  string // the filesystem driver's root
 	// failures are the registry's logged request failures (sent as 500).
@@ -51,7 +51,7 @@ func startGCBerth(t testing.TB) *gcBerth {
 	blobs := storage.New(drv)
 	b := &gcBerth{t: t, raw: raw, meta: gc.Guard(raw, blobs), blobs: blobs, root: root, failures: &failureLog{}}
 	log := slog.New(b.failures)
-	srv := httptest.NewServer(registry.New(blobs, b.meta, registry.Options{Logger: log}))
+	srv := httptest.NewServer(registry.Handler(registry.New(blobs, b.meta, registry.Options{Logger: log}), registry.HandlerOptions{Logger: log}))
 	b.URL = srv.URL
 	t.Cleanup(func() {
 		srv.Close()
@@ -74,7 +74,7 @@ func (b *gcBerth) client(t testing.TB) *regClient {
 // collect runs one collection and fails the test on error.
 func (b *gcBerth) collect(t testing.TB, opts gc.Options) *gc.Report {
 	t.Helper()
-	rep, err := gc.Run(context.Background(), b.meta, b.blobs, opts)
+	rep, err := gc.Run(context.Background(), b.raw, b.blobs, opts)
 	if err != nil {
 		t.Fatalf("gc: %v", err)
 	}

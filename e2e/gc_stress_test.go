@@ -73,7 +73,7 @@ func TestGCStress(t *testing.T) {
 			for ctx.Err() == nil {
 				opts := aggressive
 				opts.DryRun = g == 1 && rng.IntN(4) > 0
-				rep, err := gc.Run(context.Background(), b.meta, b.blobs, opts)
+				rep, err := gc.Run(context.Background(), b.raw, b.blobs, opts)
 				switch {
 				case errors.Is(err, gc.ErrLocked):
 					st.locked.Add(1)

@@ -224,14 +224,43 @@ func pollUntil(timeout time.Duration, cond func() bool) bool {
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers (a process's stdout and stderr).
 type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	written chan struct{} // closed and replaced at every write
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.written != nil {
+		close(b.written)
+		b.written = nil
+	}
 	return b.buf.Write(p)
+}
+
+// waitFor waits until the content satisfies ok, checking at every write, for at most limit
+// (a bound against a hang: the writes are the events waited for). It reports whether ok held.
+func (b *syncBuffer) waitFor(ok func(string) bool, limit time.Duration) bool {
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	for {
+		b.mu.Lock()
+		s := b.buf.String()
+		if b.written == nil {
+			b.written = make(chan struct{})
+		}
+		ch := b.written
+		b.mu.Unlock()
+		if ok(s) {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return ok(b.String())
+		}
+	}
 }
 
 func (b *syncBuffer) String() string {

@@ -63,8 +63,8 @@ func backends(t *testing.T, fn func(t *testing.T, e *env)) {
 // guarded as the registry gets it, and a clock that tests move forward.
 type env struct {
 	t     *testing.T
-	raw   metadata.Store // the store itself
-	meta  metadata.Store // Guard(raw)
+	raw   metadata.Store      // the store itself
+	meta  metadata.ReadWriter // Guard(raw)
 	blobs *storage.Store
 	root  string // of the filesystem driver
 	clock *clock
@@ -131,7 +131,7 @@ func (e *env) backdate(d digest.Digest, age time.Duration) {
 // run collects with policy p and fails the test on error.
 func (e *env) run(p *Policy) *Report {
 	e.t.Helper()
-	rep, err := Run(e.t.Context(), e.meta, e.blobs, e.options(p))
+	rep, err := Run(e.t.Context(), e.raw, e.blobs, e.options(p))
 	if err != nil {
 		e.t.Fatalf("gc: %v", err)
 	}
@@ -158,7 +158,7 @@ func (e *env) pushErr(repo, content string) error {
 	if err != nil {
 		return err
 	}
-	return e.meta.PutBlob(e.t.Context(), repo, d, size)
+	return e.meta.LinkBlob(e.t.Context(), repo, d, size)
 }
 
 // manifest builds a manifest whose content names it.

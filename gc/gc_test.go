@@ -42,7 +42,7 @@ func TestReachability(t *testing.T) {
 
 		// Another repository shares the loose image's layer blob.
 		looseLayer := loose.Blobs[1]
-		if err := e.meta.PutBlob(ctx, "other", looseLayer, int64(len("loose/layer"))); err != nil {
+		if err := e.meta.LinkBlob(ctx, "other", looseLayer, int64(len("loose/layer"))); err != nil {
 			t.Fatal(err)
 		}
 		otherImg := e.image("other", "other", []digest.Digest{looseLayer}, "latest")
@@ -225,7 +225,7 @@ func TestDryRun(t *testing.T) {
 
 		opts := e.options(p)
 		opts.DryRun = true
-		dry, err := Run(t.Context(), e.meta, e.blobs, opts)
+		dry, err := Run(t.Context(), e.raw, e.blobs, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -235,7 +235,7 @@ func TestDryRun(t *testing.T) {
 		if tags, _ := e.meta.Tags(t.Context(), "app", "", -1); len(tags) != 2 {
 			t.Errorf("a dry run removed tags: %v left", tags)
 		}
-		if last, _ := e.meta.LastGC(t.Context()); !last.IsZero() {
+		if last, _ := e.raw.LastGC(t.Context()); !last.IsZero() {
 			t.Errorf("a dry run was recorded as a collection at %v", last)
 		}
 
@@ -257,7 +257,7 @@ func TestDryRun(t *testing.T) {
 			t.Errorf("real run freed %v (%d bytes), dry run %d bytes; want the old image's config and layer and the dangling blob",
 				refs(real.Blobs), real.BytesFreed(), dry.BytesFreed())
 		}
-		if last, _ := e.meta.LastGC(t.Context()); last.IsZero() {
+		if last, _ := e.raw.LastGC(t.Context()); last.IsZero() {
 			t.Error("the real run was not recorded")
 		}
 	})
@@ -267,16 +267,16 @@ func TestDryRun(t *testing.T) {
 func TestLocked(t *testing.T) {
 	t.Parallel()
 	backends(t, func(t *testing.T, e *env) {
-		release, err := e.meta.LockGC(t.Context())
+		release, err := e.raw.LockGC(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = Run(t.Context(), e.meta, e.blobs, e.options(nil))
+		_, err = Run(t.Context(), e.raw, e.blobs, e.options(nil))
 		if !errors.Is(err, ErrLocked) {
 			t.Errorf("Run while locked: %v, want ErrLocked", err)
 		}
 		release()
-		if _, err := Run(t.Context(), e.meta, e.blobs, e.options(nil)); err != nil {
+		if _, err := Run(t.Context(), e.raw, e.blobs, e.options(nil)); err != nil {
 			t.Errorf("Run after release: %v", err)
 		}
 	})

@@ -43,7 +43,7 @@ func TestUploadDuringSweep(t *testing.T) {
 			t.Fatalf("collection deleted %v, want the unlinked blob", refs(rep.Blobs))
 		}
 		// The upload links the blob: that must fail, not serve nothing.
-		err = e.meta.PutBlob(ctx, "app", d, size)
+		err = e.meta.LinkBlob(ctx, "app", d, size)
 		if !errors.Is(err, metadata.ErrCollected) {
 			t.Fatalf("linking a blob whose bytes were collected: %v, want ErrCollected", err)
 		}
@@ -73,7 +73,7 @@ func TestUploadDuringSweep(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.run(nil)
-		err = e.meta.PutBlob(ctx, "dst", src, int64(len("mounted")))
+		err = e.meta.LinkBlob(ctx, "dst", src, int64(len("mounted")))
 		if !errors.Is(err, metadata.ErrCollected) {
 			t.Fatalf("mounting a blob whose bytes were collected: %v, want ErrCollected", err)
 		}
@@ -164,7 +164,7 @@ func TestPushesDuringCollections(t *testing.T) {
 		for range 2 {
 			gcWG.Go(func() {
 				for ctx.Err() == nil {
-					if _, err := collect(ctx, e.meta, e.blobs, opts); err != nil && ctx.Err() == nil {
+					if _, err := collect(ctx, e.raw, e.blobs, opts); err != nil && ctx.Err() == nil {
 						t.Errorf("collect: %v", err)
 						return
 					}
@@ -224,7 +224,7 @@ func TestPushesDuringCollections(t *testing.T) {
 
 		// One last collection, with nothing else running, leaves exactly
 		// what the tags need.
-		if _, err := Run(t.Context(), e.meta, e.blobs, opts); err != nil {
+		if _, err := Run(t.Context(), e.raw, e.blobs, opts); err != nil {
 			t.Fatal(err)
 		}
 		e.checkConsistent()

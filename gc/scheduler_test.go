@@ -20,7 +20,7 @@ func TestScheduler(t *testing.T) {
 		defer cancel()
 		opts := e.options(nil)
 		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
-		s := NewScheduler(e.meta, e.blobs, interval, opts)
+		s := NewScheduler(e.raw, e.blobs, interval, opts)
 		asked, tick := make(chan time.Duration), make(chan time.Time)
 		s.after = func(d time.Duration) <-chan time.Time {
 			asked <- d
@@ -40,7 +40,7 @@ func TestScheduler(t *testing.T) {
 
 		// Collected and recorded: the next turn is an interval after.
 		d := <-asked
-		last, err := e.meta.LastGC(ctx)
+		last, err := e.raw.LastGC(ctx)
 		if err != nil || last.IsZero() {
 			t.Fatalf("LastGC after a turn = %v, %v", last, err)
 		}
@@ -51,7 +51,7 @@ func TestScheduler(t *testing.T) {
 
 		// Another collection holds the lock: the turn is skipped, and the
 		// next comes after a tenth of the interval.
-		release, err := e.meta.LockGC(ctx)
+		release, err := e.raw.LockGC(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,7 +59,7 @@ func TestScheduler(t *testing.T) {
 		if d := <-asked; d != interval/10 {
 			t.Errorf("wait after a skipped turn = %v, want %v", d, interval/10)
 		}
-		if again, _ := e.meta.LastGC(ctx); !again.Equal(last) {
+		if again, _ := e.raw.LastGC(ctx); !again.Equal(last) {
 			t.Errorf("a skipped turn recorded a collection at %v", again)
 		}
 		release()

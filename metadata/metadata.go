@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Error categories. Implementations wrap them; test with errors.Is.
@@ -39,14 +40,8 @@ var (
 	ErrNoSpace = errors.New("no space left for the metadata database")
 )
 
-// Descriptor is an entry of a referrers index.
-type Descriptor struct {
-	MediaType    string            `json:"mediaType"`
-	Digest       digest.Digest     `json:"digest"`
-	Size         int64             `json:"size"`
-	ArtifactType string            `json:"artifactType,omitempty"`
-	Annotations  map[string]string `json:"annotations,omitempty"`
-}
+// Descriptor is an entry of a referrers index: the OCI descriptor.
+type Descriptor = ocispec.Descriptor
 
 // ReferrersQuery selects a page of referrers.
 type ReferrersQuery struct {
@@ -115,6 +110,44 @@ type Manifest struct {
 	// the repository, and otherwise uses this one, or the current time
 	// when it is zero (so a migration can carry times over).
 	CreatedAt time.Time
+}
+
+// Reader is what reading content needs: the role of the store that every
+// reader (the registry, the connectors, listings) is given.
+type Reader interface {
+	BlobSize(ctx context.Context, repo string, d digest.Digest) (int64, error)
+	AnyBlobSize(ctx context.Context, d digest.Digest) (int64, error)
+	GetManifest(ctx context.Context, repo string, d digest.Digest) (*Manifest, error)
+	ResolveTag(ctx context.Context, repo, tag string) (*Manifest, error)
+	Tags(ctx context.Context, repo, last string, n int) ([]string, error)
+	Referrers(ctx context.Context, repo string, d digest.Digest, q ReferrersQuery) (page []Descriptor, more bool, err error)
+	IndexesOf(ctx context.Context, repo string, d digest.Digest, n int) ([]digest.Digest, error)
+	BlobRepositories(ctx context.Context, d digest.Digest, yield func(repo string) bool) error
+	Repositories(ctx context.Context, last string, n int) ([]string, error)
+	SearchRepositories(ctx context.Context, query string, n int) ([]string, error)
+}
+
+// Writer is what changing content needs: the role of the store that every
+// writer (the registry, the connectors' caches) is given. Its LinkBlob has
+// no presence check to pass or forget: the only implementation is the one
+// garbage collection provides (gc.Guard), which checks, under the
+// collector's lock, that the bytes of a blob no repository links are still
+// stored. A Store itself is not a Writer, so a writer cannot be handed one
+// by mistake.
+type Writer interface {
+	// LinkBlob records that repo may serve blob d, whose bytes are in
+	// storage (see Store.LinkBlob).
+	LinkBlob(ctx context.Context, repo string, d digest.Digest, size int64) error
+	PutManifest(ctx context.Context, repo string, m *Manifest, tags ...string) error
+	DeleteManifest(ctx context.Context, repo string, d digest.Digest) error
+	DeleteTag(ctx context.Context, repo, tag string) error
+	DeleteBlob(ctx context.Context, repo string, d digest.Digest) error
+}
+
+// ReadWriter is Reader and Writer.
+type ReadWriter interface {
+	Reader
+	Writer
 }
 
 // Store is the metadata store. All methods are safe for concurrent use, and

@@ -3,6 +3,7 @@ package registry
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -26,7 +27,12 @@ func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt Route) e
 	if err != nil {
 		return err
 	}
-	size, err := reg.meta.BlobSize(r.Context(), rt.Name, d)
+	repo, err := reg.resolve(rt)
+	if err != nil {
+		return err
+	}
+	rng := r.Header.Get("Range")
+	b, err := repo.Blob(r.Context(), d, r.Method == http.MethodHead, rng != "")
 	if err != nil {
 		return metaErr(err, ErrBlobUnknown, rt.Name)
 	}
@@ -35,13 +41,27 @@ func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt Route) e
 	h.Set("Etag", `"`+d.String()+`"`)
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Cache-Control", "max-age=31536000")
-	if r.Method == http.MethodHead {
-		h.Set("Content-Type", "application/octet-stream")
-		setContentLength(w, size)
+	h.Set("Content-Type", "application/octet-stream")
+	if r.Method == http.MethodHead || b.Stream != nil {
+		if b.Size >= 0 {
+			setContentLength(w, b.Size)
+		}
 		w.WriteHeader(http.StatusOK)
+		if b.Stream == nil {
+			return nil
+		}
+		defer b.Stream.Close()
+		if err := copyStream(w, b.Stream, b.StallTimeout); err != nil {
+			// The content could not be verified or stored, or the
+			// client went away: cut the response, so that no client
+			// takes what it got for the whole blob.
+			reg.log.Warn("blob stream broke off; aborting the response", "repo", rt.Name, "digest", d, "err", err)
+			panic(http.ErrAbortHandler)
+		}
 		return nil
 	}
-	if rng := r.Header.Get("Range"); rng != "" {
+	size := b.Size
+	if rng != "" {
 		_, _, multi, ok, perr := parseByteRange(rng, size)
 		switch {
 		case perr != nil || multi:
@@ -68,7 +88,6 @@ func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt Route) e
 		return err
 	}
 	defer f.Close()
-	h.Set("Content-Type", "application/octet-stream")
 	http.ServeContent(w, r, "", time.Time{}, f)
 	return nil
 }
@@ -78,11 +97,47 @@ func (reg *Registry) deleteBlob(w http.ResponseWriter, r *http.Request, rt Route
 	if err != nil {
 		return err
 	}
-	if err := reg.meta.DeleteBlob(r.Context(), rt.Name, d); err != nil {
+	t, err := reg.target(rt)
+	if err != nil {
+		return err
+	}
+	if err := reg.meta.DeleteBlob(r.Context(), t.Name, d); err != nil {
 		return metaErr(err, ErrBlobUnknown, rt.Name)
+	}
+	if t.Forget != nil {
+		t.Forget()
 	}
 	setContentLength(w, 0)
 	w.Header().Set("Docker-Content-Digest", d.String())
 	w.WriteHeader(http.StatusAccepted)
 	return nil
+}
+
+// copyStream sends a blob arriving from an upstream to the client as it
+// comes, each piece flushed at once, dropping a client that takes nothing
+// for stall.
+func copyStream(w http.ResponseWriter, src io.Reader, stall time.Duration) error {
+	rc := http.NewResponseController(w)
+	buf := make([]byte, 32<<10)
+	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if stall > 0 {
+				_ = rc.SetWriteDeadline(time.Now().Add(stall))
+			}
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			if ferr := rc.Flush(); ferr != nil {
+				return ferr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }

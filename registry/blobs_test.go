@@ -608,7 +608,7 @@ func TestBrokenUploadBody(t *testing.T) {
 	serve := func(method, p string, body string) *response {
 		r := httptest.NewRequest(method, p, &breakingBody{strings.NewReader(body)})
 		rec := httptest.NewRecorder()
-		e.reg.ServeHTTP(rec, r)
+		e.h.ServeHTTP(rec, r)
 		return &response{Status: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
 	}
 	loc := e.startUpload("r")

@@ -44,20 +44,20 @@ type idleBody struct {
 	aborted            atomic.Bool
 }
 
-// limitBody wraps r's body in an idleBody when the registry has an idle
-// timeout. The returned function, run when the handler is done, puts the
-// original body back for the server. Unless the body was read to its end
+// limitBody wraps r's body in an idleBody when timeout is set. The
+// returned function, run when the handler is done, puts the original body
+// back for the server. Unless the body was read to its end
 // (the deadline was cleared then, so that the server's own read of the
 // idle connection cannot time out while a long handler runs), it closes
 // the original body with the read deadline past: the server then closes
 // the connection after the answer instead of waiting, without a bound, to
 // read and discard the rest of a body the client may never send.
-func (reg *Registry) limitBody(w http.ResponseWriter, r *http.Request) func() {
-	if reg.opts.BodyIdleTimeout <= 0 || r.Body == nil || r.Body == http.NoBody {
+func limitBody(w http.ResponseWriter, r *http.Request, timeout time.Duration) func() {
+	if timeout <= 0 || r.Body == nil || r.Body == http.NoBody {
 		return func() {}
 	}
 	orig := r.Body
-	b := &idleBody{ReadCloser: orig, rc: http.NewResponseController(w), timeout: reg.opts.BodyIdleTimeout}
+	b := &idleBody{ReadCloser: orig, rc: http.NewResponseController(w), timeout: timeout}
 	r.Body = b
 	return func() {
 		r.Body = orig

@@ -49,7 +49,7 @@ func FuzzParseRoute(f *testing.F) {
 			}
 			return
 		}
-		if rt.Kind < KindBase || rt.Kind > KindSearchV1 {
+		if rt.Kind < KindBase || rt.Kind > KindHealth {
 			t.Fatalf("unknown kind %d", rt.Kind)
 		}
 		if !repoRoute(rt.Kind) {
@@ -82,7 +82,7 @@ func FuzzParseRoute(f *testing.F) {
 		r.Method = method
 		r.URL = &url.URL{Path: path}
 		rec := httptest.NewRecorder()
-		e.reg.ServeHTTP(rec, r)
+		e.h.ServeHTTP(rec, r)
 		res := &response{Status: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
 		if res.Status >= 500 {
 			t.Fatalf("%s %q: status %d: %s", method, path, res.Status, short(res.Body))
@@ -275,7 +275,7 @@ func FuzzPutManifest(f *testing.F) {
 		r := httptest.NewRequest("PUT", "/v2/fuzz/manifests/"+ref, bytes.NewReader(body))
 		r.Header["Content-Type"] = []string{ct}
 		rec := httptest.NewRecorder()
-		e.reg.ServeHTTP(rec, r)
+		e.h.ServeHTTP(rec, r)
 		res := &response{Status: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
 		switch {
 		case res.Status >= 500:

@@ -15,6 +15,10 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/berthhq/berth/gc"
+	"github.com/berthhq/berth/mediatype"
 
 	"github.com/berthhq/berth/metadata/sqlite"
 	"github.com/berthhq/berth/storage"
@@ -27,6 +31,7 @@ import (
 type testEnv struct {
 	t    testing.TB
 	reg  *Registry
+	h    http.Handler // reg behind Handler, as the server runs it
 	drv  driver.Driver
 	meta *sqlite.Store
 }
@@ -63,7 +68,9 @@ func newEnvWith(t testing.TB, drv driver.Driver, dbPath string, opts Options) *t
 	if opts.Logger == nil {
 		opts.Logger = quietLogger
 	}
-	return &testEnv{t: t, reg: New(storage.New(drv), meta, opts), drv: drv, meta: meta}
+	blobs := storage.New(drv)
+	reg := New(blobs, gc.Guard(meta, blobs), opts)
+	return &testEnv{t: t, reg: reg, h: Handler(reg, HandlerOptions{Logger: quietLogger}), drv: drv, meta: meta}
 }
 
 // with returns the env bound to another test, for use inside fuzz targets
@@ -131,7 +138,7 @@ func (e *testEnv) do(r req) *response {
 		hr.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
 	}
 	rec := httptest.NewRecorder()
-	e.reg.ServeHTTP(rec, hr)
+	e.h.ServeHTTP(rec, hr)
 	res := rec.Result()
 	b, _ := io.ReadAll(res.Body)
 	return &response{Status: res.StatusCode, Header: res.Header, Body: b}
@@ -282,6 +289,15 @@ func (e *testEnv) wantBlob(repo string, d digest.Digest, data []byte) {
 }
 
 // Manifest building.
+
+// platform is the OCI platform of an index entry.
+type platform = ocispec.Platform
+
+const (
+	mediaTypeDockerSchema1       = mediatype.DockerSchema1
+	mediaTypeDockerSchema1Signed = mediatype.DockerSchema1Signed
+	mediaTypeDockerForeignLayer  = mediatype.DockerForeignLayer
+)
 
 type desc struct {
 	MediaType    string            `json:"mediaType"`

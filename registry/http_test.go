@@ -19,7 +19,7 @@ import (
 func TestOverHTTP(t *testing.T) {
 	t.Parallel()
 	forEachDriver(t, Options{}, func(t *testing.T, e *testEnv) {
-		srv := httptest.NewServer(e.reg)
+		srv := httptest.NewServer(e.h)
 		t.Cleanup(srv.Close)
 		c := srv.Client()
 		do := func(method, path string, body io.Reader, hdr ...string) (*http.Response, []byte) {

@@ -18,8 +18,6 @@ const (
 	defaultCatalogPage = 1000
 	// maxPage bounds n, so one request cannot ask for an unbounded answer.
 	maxPage = 10000
-	// maxSearchScan bounds the matches a filtered search reads.
-	maxSearchScan = 10000
 )
 
 // pagination reads n and last. n is -1 when absent.
@@ -64,15 +62,20 @@ func (reg *Registry) tags(w http.ResponseWriter, r *http.Request, rt Route) erro
 	if err != nil {
 		return err
 	}
+	repo, err := reg.resolve(rt)
+	if err != nil {
+		return err
+	}
 	// One more than asked tells whether there is a next page.
 	ask := n
 	if n >= 0 {
 		ask = n + 1
 	}
-	tags, err := reg.meta.Tags(r.Context(), rt.Name, last, ask)
+	list, err := repo.Tags(r.Context(), last, ask)
 	if err != nil {
 		return metaErr(err, ErrNameUnknown, rt.Name)
 	}
+	tags := list.Tags
 	if n >= 0 && len(tags) > n {
 		tags = tags[:n]
 		if n > 0 {
@@ -81,6 +84,9 @@ func (reg *Registry) tags(w http.ResponseWriter, r *http.Request, rt Route) erro
 	}
 	if tags == nil {
 		tags = []string{}
+	}
+	if list.Stale {
+		w.Header().Set("Warning", StaleWarning)
 	}
 	return writeJSON(w, r, "application/json", struct {
 		Name string   `json:"name"`
@@ -96,7 +102,7 @@ func (reg *Registry) catalog(w http.ResponseWriter, r *http.Request, _ Route) er
 	if n < 0 {
 		n = defaultCatalogPage
 	}
-	repos, err := reg.repositories(r, last, n+1)
+	repos, err := reg.resolver.Catalog(r.Context(), last, n+1, reg.visible(r))
 	if err != nil {
 		return err
 	}
@@ -114,35 +120,13 @@ func (reg *Registry) catalog(w http.ResponseWriter, r *http.Request, _ Route) er
 	}{repos})
 }
 
-// catalogBatch is how many names a filtered catalog reads from metadata at
-// a time.
-const catalogBatch = 500
-
-// repositories lists up to n repositories after last that the caller may
-// pull. Without a MayPull hook that is every repository; with one, names
-// are read in batches until n visible ones are found or none are left, so
-// pagination stays exact whatever the caller may see.
-func (reg *Registry) repositories(r *http.Request, last string, n int) ([]string, error) {
+// visible returns the filter of listings: the repositories the caller of
+// r may pull.
+func (reg *Registry) visible(r *http.Request) func(string) bool {
 	if reg.opts.MayPull == nil {
-		return reg.meta.Repositories(r.Context(), last, n)
+		return func(string) bool { return true }
 	}
-	var out []string
-	for len(out) < n {
-		batch, err := reg.meta.Repositories(r.Context(), last, catalogBatch)
-		if err != nil {
-			return nil, err
-		}
-		for _, name := range batch {
-			if len(out) < n && reg.opts.MayPull(r, name) {
-				out = append(out, name)
-			}
-		}
-		if len(batch) < catalogBatch {
-			break
-		}
-		last = batch[len(batch)-1]
-	}
-	return out, nil
+	return func(name string) bool { return reg.opts.MayPull(r, name) }
 }
 
 // Bounds of a referrers page. A client pages through the rest with the
@@ -168,7 +152,11 @@ func (reg *Registry) referrers(w http.ResponseWriter, r *http.Request, rt Route)
 		}
 		query.After = after
 	}
-	refs, more, err := reg.meta.Referrers(r.Context(), rt.Name, d, query)
+	repo, err := reg.resolve(rt)
+	if err != nil {
+		return err
+	}
+	refs, more, err := repo.Referrers(r.Context(), d, query)
 	if err != nil && !errors.Is(err, metadata.ErrRepositoryNotFound) && !errors.Is(err, metadata.ErrNotFound) {
 		return err
 	}
@@ -246,24 +234,9 @@ func (reg *Registry) searchV1(w http.ResponseWriter, r *http.Request, _ Route) e
 		}
 		n = min(v, 100)
 	}
-	ask := n
-	if reg.opts.MayPull != nil {
-		// Matches the caller may not see are dropped below; read enough
-		// that they rarely crowd out visible ones.
-		ask = maxSearchScan
-	}
-	names, err := reg.meta.SearchRepositories(r.Context(), term, ask)
+	names, err := reg.resolver.Search(r.Context(), term, n, reg.visible(r))
 	if err != nil {
 		return err
-	}
-	if reg.opts.MayPull != nil {
-		visible := names[:0]
-		for _, name := range names {
-			if len(visible) < n && reg.opts.MayPull(r, name) {
-				visible = append(visible, name)
-			}
-		}
-		names = visible
 	}
 	results := make([]searchResult, 0, len(names))
 	for _, name := range names {

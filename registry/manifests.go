@@ -12,40 +12,26 @@ import (
 	"strings"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/berthhq/berth/mediatype"
 	"github.com/berthhq/berth/metadata"
 )
 
-// Manifest media types berth stores.
+// Manifest media types berth stores (the shared vocabulary, package
+// mediatype).
 const (
-	MediaTypeOCIManifest    = "application/vnd.oci.image.manifest.v1+json"
-	MediaTypeOCIIndex       = "application/vnd.oci.image.index.v1+json"
-	MediaTypeDockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
-	MediaTypeDockerList     = "application/vnd.docker.distribution.manifest.list.v2+json"
-
-	mediaTypeDockerSchema1       = "application/vnd.docker.distribution.manifest.v1+json"
-	mediaTypeDockerSchema1Signed = "application/vnd.docker.distribution.manifest.v1+prettyjws"
-	mediaTypeDockerForeignLayer  = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+	MediaTypeOCIManifest    = mediatype.OCIManifest
+	MediaTypeOCIIndex       = mediatype.OCIIndex
+	MediaTypeDockerManifest = mediatype.DockerManifest
+	MediaTypeDockerList     = mediatype.DockerManifestList
 )
 
-func isIndex(mt string) bool { return mt == MediaTypeOCIIndex || mt == MediaTypeDockerList }
-func isImage(mt string) bool { return mt == MediaTypeOCIManifest || mt == MediaTypeDockerManifest }
+func isIndex(mt string) bool { return mediatype.IsIndex(mt) }
+func isImage(mt string) bool { return mediatype.IsImage(mt) }
 
-type platform struct {
-	OS           string `json:"os"`
-	Architecture string `json:"architecture"`
-	Variant      string `json:"variant,omitempty"`
-}
-
-type descriptor struct {
-	MediaType    string            `json:"mediaType"`
-	Digest       digest.Digest     `json:"digest"`
-	Size         int64             `json:"size"`
-	URLs         []string          `json:"urls,omitempty"`
-	ArtifactType string            `json:"artifactType,omitempty"`
-	Annotations  map[string]string `json:"annotations,omitempty"`
-	Platform     *platform         `json:"platform,omitempty"`
-}
+// descriptor is the OCI descriptor, as manifests hold it.
+type descriptor = ocispec.Descriptor
 
 // manifestDoc holds the fields of any manifest or index berth looks at.
 type manifestDoc struct {
@@ -61,8 +47,8 @@ type manifestDoc struct {
 
 // nondistributable reports whether a layer may legitimately be absent from
 // the registry: it is fetched from its URLs instead.
-func (d descriptor) nondistributable() bool {
-	return len(d.URLs) > 0 || strings.Contains(d.MediaType, "nondistributable") || d.MediaType == mediaTypeDockerForeignLayer
+func nondistributable(d descriptor) bool {
+	return len(d.URLs) > 0 || strings.Contains(d.MediaType, "nondistributable") || d.MediaType == mediatype.DockerForeignLayer
 }
 
 func validateDescriptor(d *descriptor, what string) error {
@@ -137,7 +123,7 @@ func parseManifest(contentType string, body []byte) (*metadata.Manifest, *manife
 			return nil, nil, errf(ErrManifestInvalid, "cannot tell the manifest's media type: no mediaType field or Content-Type")
 		}
 	}
-	if mt == mediaTypeDockerSchema1 || mt == mediaTypeDockerSchema1Signed {
+	if mt == mediatype.DockerSchema1 || mt == mediatype.DockerSchema1Signed {
 		return nil, nil, errf(ErrManifestInvalid, "Docker schema 1 manifests are not supported; push schema 2 or OCI")
 	}
 	if !isImage(mt) && !isIndex(mt) {
@@ -220,7 +206,7 @@ func (reg *Registry) checkReferences(r *http.Request, name string, doc *manifest
 	}
 	if reg.opts.RequireLayers {
 		for _, l := range doc.Layers {
-			if l.nondistributable() {
+			if nondistributable(l) {
 				continue
 			}
 			if err := check(l, "layer"); err != nil {
@@ -277,10 +263,14 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt Rout
 		return err
 	}
 	m.Digest = d
-	if err := reg.checkReferences(r, rt.Name, doc, m.MediaType); err != nil {
+	t, err := reg.target(rt)
+	if err != nil {
 		return err
 	}
-	if err := reg.meta.PutManifest(r.Context(), rt.Name, m, tags...); err != nil {
+	if err := reg.checkReferences(r, t.Name, doc, m.MediaType); err != nil {
+		return err
+	}
+	if err := reg.meta.PutManifest(r.Context(), t.Name, m, tags...); err != nil {
 		if errors.Is(err, metadata.ErrCollected) {
 			return errf(ErrManifestBlobUnknown, "content this manifest references was removed by garbage collection after it was checked; push it again")
 		}
@@ -336,29 +326,23 @@ func accepts(r *http.Request, mt string) bool {
 	return !seen
 }
 
-func (reg *Registry) lookupManifest(r *http.Request, rt Route) (*metadata.Manifest, error) {
+// lookupManifest validates rt's reference and asks repo for the manifest.
+func (reg *Registry) lookupManifest(r *http.Request, rt Route, repo Repository) (*Manifest, error) {
 	if isDigestRef(rt.Ref) {
-		d, err := parseDigest(rt.Ref)
-		if err != nil {
+		if _, err := parseDigest(rt.Ref); err != nil {
 			return nil, err
 		}
-		m, err := reg.meta.GetManifest(r.Context(), rt.Name, d)
-		return m, metaErr(err, ErrManifestUnknown, rt.Name)
-	}
-	if !ValidTag(rt.Ref) {
+	} else if !ValidTag(rt.Ref) {
 		return nil, &Error{Code: ErrTagInvalid, Message: fmt.Sprintf("invalid tag %q", rt.Ref)}
 	}
-	m, err := reg.meta.ResolveTag(r.Context(), rt.Name, rt.Ref)
-	if errors.Is(err, metadata.ErrRepositoryNotFound) {
-		err = metadata.ErrNotFound
-	}
+	m, err := repo.Manifest(r.Context(), rt.Ref)
 	return m, metaErr(err, ErrManifestUnknown, rt.Name)
 }
 
 // negotiate picks what to send a client that does not accept m's media
 // type: for an index, the linux/amd64 image it lists, as older Docker
 // clients expect.
-func (reg *Registry) negotiate(r *http.Request, rt Route, m *metadata.Manifest) (*metadata.Manifest, error) {
+func (reg *Registry) negotiate(r *http.Request, rt Route, repo Repository, m *Manifest) (*Manifest, error) {
 	if accepts(r, m.MediaType) {
 		return m, nil
 	}
@@ -367,8 +351,9 @@ func (reg *Registry) negotiate(r *http.Request, rt Route, m *metadata.Manifest) 
 		if json.Unmarshal(m.Content, &doc) == nil {
 			for _, c := range doc.Manifests {
 				if c.Platform != nil && c.Platform.OS == "linux" && c.Platform.Architecture == "amd64" && accepts(r, c.MediaType) {
-					child, err := reg.meta.GetManifest(r.Context(), rt.Name, c.Digest)
+					child, err := repo.Manifest(r.Context(), c.Digest.String())
 					if err == nil {
+						child.Stale = m.Stale
 						return child, nil
 					}
 				}
@@ -379,14 +364,21 @@ func (reg *Registry) negotiate(r *http.Request, rt Route, m *metadata.Manifest) 
 }
 
 func (reg *Registry) getManifest(w http.ResponseWriter, r *http.Request, rt Route) error {
-	m, err := reg.lookupManifest(r, rt)
+	repo, err := reg.resolve(rt)
 	if err != nil {
 		return err
 	}
-	if m, err = reg.negotiate(r, rt, m); err != nil {
+	m, err := reg.lookupManifest(r, rt, repo)
+	if err != nil {
+		return err
+	}
+	if m, err = reg.negotiate(r, rt, repo, m); err != nil {
 		return err
 	}
 	h := w.Header()
+	if m.Stale {
+		h.Set("Warning", StaleWarning)
+	}
 	h.Set("Content-Type", m.MediaType)
 	h.Set("Content-Length", strconv.Itoa(len(m.Content)))
 	h.Set("Docker-Content-Digest", m.Digest.String())
@@ -401,6 +393,10 @@ func (reg *Registry) getManifest(w http.ResponseWriter, r *http.Request, rt Rout
 	}
 	return nil
 }
+
+// StaleWarning marks content served without the upstream's word on it
+// (RFC 9111's warn-code 110).
+const StaleWarning = `110 berth "Response is Stale"`
 
 // checkUnreferenced refuses to delete manifest d of repo while an index
 // of the repository lists it: the index, and every tag on it, would stop
@@ -421,30 +417,37 @@ func (reg *Registry) checkUnreferenced(r *http.Request, repo string, d digest.Di
 
 func (reg *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, rt Route) error {
 	ctx := r.Context()
+	t, err := reg.target(rt)
+	if err != nil {
+		return err
+	}
 	if isDigestRef(rt.Ref) {
 		d, err := parseDigest(rt.Ref)
 		if err != nil {
 			return err
 		}
 		if !reg.opts.DeleteReferenced {
-			if err := reg.checkUnreferenced(r, rt.Name, d); err != nil {
+			if err := reg.checkUnreferenced(r, t.Name, d); err != nil {
 				return err
 			}
 		}
-		if err := reg.meta.DeleteManifest(ctx, rt.Name, d); err != nil {
+		if err := reg.meta.DeleteManifest(ctx, t.Name, d); err != nil {
 			return metaErr(err, ErrManifestUnknown, rt.Name)
 		}
 	} else {
 		if !ValidTag(rt.Ref) {
 			return &Error{Code: ErrTagInvalid, Message: fmt.Sprintf("invalid tag %q", rt.Ref)}
 		}
-		err := reg.meta.DeleteTag(ctx, rt.Name, rt.Ref)
+		err := reg.meta.DeleteTag(ctx, t.Name, rt.Ref)
 		if errors.Is(err, metadata.ErrRepositoryNotFound) {
 			err = metadata.ErrNotFound
 		}
 		if err != nil {
 			return metaErr(err, ErrManifestUnknown, rt.Name)
 		}
+	}
+	if t.Forget != nil {
+		t.Forget()
 	}
 	setContentLength(w, 0)
 	w.WriteHeader(http.StatusAccepted)

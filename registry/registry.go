@@ -1,23 +1,30 @@
 // Package registry serves the OCI distribution API and the Docker Registry
-// HTTP API V2 over a blob store and a metadata store.
+// HTTP API V2.
+//
+// One request takes one path: the route is parsed once (routes.go), a
+// mirror request's name is rewritten to the name it is served under, the
+// caller is authorised once on that name (the Authorize hook), the
+// Resolver names the Repository that serves it (hosted, a cache or a
+// virtual registry), and the handler of the route family answers from the
+// Repository's content. Only this package writes HTTP; Handler, the
+// outermost layer, writes the API version header and one access-log line
+// per request.
 package registry
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"time"
 
+	"github.com/berthhq/berth/mediatype"
 	"github.com/berthhq/berth/metadata"
 	"github.com/berthhq/berth/storage"
 )
 
 // DefaultMaxManifestSize is the manifest size limit when none is set.
-const DefaultMaxManifestSize = 4 << 20
+const DefaultMaxManifestSize = mediatype.MaxManifestSize
 
 // Options tune the registry.
 type Options struct {
@@ -32,126 +39,60 @@ type Options struct {
 	// same repository lists. By default such a delete is refused: it
 	// would leave the index (and its tags) unpullable.
 	DeleteReferenced bool
-	// BodyIdleTimeout ends a request whose body sends nothing for this
-	// long (0: no limit). A slow but moving body is not affected.
-	BodyIdleTimeout time.Duration
-	// Logger receives the access log and errors.
+	// Resolver finds the repository that serves a name; by default every
+	// name is hosted (Hosted).
+	Resolver Resolver
+	// Logger receives errors.
 	Logger *slog.Logger
 	// Authorize, when set, is called for every routed request before its
-	// handler; it writes the response and returns false to refuse it.
+	// handler, with the route of the name that will be served; it writes
+	// the response and returns false to refuse it.
 	Authorize func(w http.ResponseWriter, r *http.Request, rt Route) bool
 	// MayPull, when set, reports whether the caller of r may pull from the
 	// repository name. The catalog and search list only such repositories.
 	MayPull func(r *http.Request, name string) bool
 	// MayMount, when set, reports whether the caller of r may read the
-	// blobs of repository name to mount them into another: a token must
-	// grant pull on name itself, not only its account. A cross-repository
-	// mount links blobs only from such repositories (otherwise it opens
-	// an upload session, as for an unknown blob). Without it, MayPull
-	// decides.
+	// blobs of the stored repository name to mount them into another: a
+	// token must grant pull on it itself, not only its account. A
+	// cross-repository mount links blobs only from such repositories
+	// (otherwise it opens an upload session, as for an unknown blob).
+	// Without it, MayPull decides.
 	MayMount func(r *http.Request, name string) bool
 }
 
 // Registry is the HTTP handler of the registry API.
 type Registry struct {
-	blobs *storage.Store
-	meta  metadata.Store
-	opts  Options
-	log   *slog.Logger
+	blobs    *storage.Store
+	meta     metadata.ReadWriter
+	resolver Resolver
+	opts     Options
+	log      *slog.Logger
 	// routes maps route kinds and methods to handlers (see routeTable).
 	routes map[int]map[string]handlerFunc
 }
 
-// New returns a registry serving blobs from blobs and everything else from
-// meta.
-func New(blobs *storage.Store, meta metadata.Store, opts Options) *Registry {
+// New returns a registry over blobs and meta (the stored content, which
+// writes go to and stored blobs are served from) that asks opts.Resolver
+// which repository serves each name.
+func New(blobs *storage.Store, meta metadata.ReadWriter, opts Options) *Registry {
 	if opts.MaxManifestSize <= 0 {
 		opts.MaxManifestSize = DefaultMaxManifestSize
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	reg := &Registry{blobs: blobs, meta: meta, opts: opts, log: opts.Logger}
+	if opts.Resolver == nil {
+		opts.Resolver = Hosted{Meta: meta}
+	}
+	reg := &Registry{blobs: blobs, meta: meta, resolver: opts.Resolver, opts: opts, log: opts.Logger}
 	reg.routes = reg.routeTable()
 	return reg
 }
 
-type authorizedKey struct{}
-
-// Authorized returns a context whose requests the registry serves without
-// calling the Authorize hook. It is for a handler in front of the registry
-// (a connector) that has authorized a request under the name the client
-// used and forwards it under another name, which the hook must not judge.
-func Authorized(ctx context.Context) context.Context {
-	return context.WithValue(ctx, authorizedKey{}, true)
-}
-
 type handlerFunc func(w http.ResponseWriter, r *http.Request, rt Route) error
-
-// statusWriter records the status and size of a response for the access
-// log. It forwards ReadFrom so that blob responses keep using sendfile.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Write(p []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	n, err := s.ResponseWriter.Write(p)
-	s.bytes += int64(n)
-	return n, err
-}
-
-func (s *statusWriter) ReadFrom(r io.Reader) (int64, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	var n int64
-	var err error
-	if rf, ok := s.ResponseWriter.(io.ReaderFrom); ok {
-		n, err = rf.ReadFrom(r)
-	} else {
-		n, err = io.Copy(s.ResponseWriter, r)
-	}
-	s.bytes += n
-	return n, err
-}
-
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // ServeHTTP routes a request.
 func (reg *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w}
-	reg.serve(sw, r)
-	if sw.status == 0 {
-		sw.status = http.StatusOK
-	}
-	level := slog.LevelInfo
-	if sw.status >= 500 {
-		level = slog.LevelError
-	}
-	if !reg.log.Enabled(r.Context(), level) {
-		return
-	}
-	reg.log.Log(r.Context(), level, "request",
-		"method", r.Method, "path", r.URL.Path, "status", sw.status,
-		"bytes", sw.bytes, "duration", time.Since(start).Round(time.Microsecond), "remote", r.RemoteAddr)
-}
-
-func (reg *Registry) serve(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
-	defer reg.limitBody(w, r)()
 	rt, ok := ParseRoute(r.Method, r.URL.Path)
 	if !ok {
 		writeError(w, r, reg.log, errf(ErrNotFound, "no route for %s %s", r.Method, r.URL.Path))
@@ -167,12 +108,57 @@ func (reg *Registry) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, reg.log, &Error{Code: ErrNameInvalid, Message: fmt.Sprintf("invalid repository name %q", rt.Name), Detail: map[string]string{"name": rt.Name}})
 		return
 	}
-	if reg.opts.Authorize != nil && r.Context().Value(authorizedKey{}) == nil && !reg.opts.Authorize(w, r, rt) {
+	if rt.named() {
+		if ns := r.URL.Query().Get("ns"); ns != "" {
+			// containerd's mirror request for a repository of host ns:
+			// from here on the route names what will be served, so
+			// access is decided on that name, never on the one the
+			// client wrote.
+			prefix, ok, err := reg.resolver.Mirror(ns)
+			if err != nil {
+				writeError(w, r, reg.log, err)
+				return
+			}
+			if ok {
+				name := prefix + rt.Name
+				if !ValidName(name) {
+					writeError(w, r, reg.log, &Error{Code: ErrNameInvalid,
+						Message: fmt.Sprintf("%s would be served as %s, which is not a valid repository name", rt.Name, name),
+						Detail:  map[string]string{"name": rt.Name}})
+					return
+				}
+				rt.Name = name
+			}
+		}
+	}
+	if reg.opts.Authorize != nil && !reg.opts.Authorize(w, r, rt) {
 		return
 	}
 	if err := h(w, r, rt); err != nil {
 		writeError(w, r, reg.log, err)
 	}
+}
+
+// resolve returns the repository serving rt's name.
+func (reg *Registry) resolve(rt Route) (Repository, error) {
+	return reg.resolver.Resolve(rt.Name)
+}
+
+// target returns the stored repository that writes of rt go to.
+func (reg *Registry) target(rt Route) (*Target, error) {
+	repo, err := reg.resolve(rt)
+	if err != nil {
+		return nil, err
+	}
+	t, err := repo.Target(rt.Access)
+	if err != nil {
+		return nil, err
+	}
+	if !ValidName(t.Name) {
+		return nil, &Error{Code: ErrNameInvalid, Message: fmt.Sprintf("%s would be stored as %s, which is not a valid repository name", rt.Name, t.Name),
+			Detail: map[string]string{"name": rt.Name}}
+	}
+	return t, nil
 }
 
 // handler returns the handler for a route kind and method, or nil and the
@@ -207,6 +193,7 @@ func (reg *Registry) routeTable() map[int]map[string]handlerFunc {
 		KindReferrers:   {"GET": reg.referrers, "HEAD": reg.referrers},
 		KindPingV1:      {"GET": reg.pingV1, "HEAD": reg.pingV1},
 		KindSearchV1:    {"GET": reg.searchV1},
+		KindHealth:      {"GET": reg.health, "HEAD": reg.health},
 	}
 }
 
@@ -218,6 +205,18 @@ func (reg *Registry) base(w http.ResponseWriter, r *http.Request, _ Route) error
 		_, _ = w.Write([]byte("{}"))
 	}
 	return nil
+}
+
+// health serves the connectors' health report.
+func (reg *Registry) health(w http.ResponseWriter, r *http.Request, _ Route) error {
+	var report any = struct {
+		Connectors []struct{} `json:"connectors"`
+	}{[]struct{}{}}
+	if hr, ok := reg.resolver.(HealthReporter); ok {
+		report = hr.Health()
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	return writeJSON(w, r, "application/json", report)
 }
 
 // metaErr maps metadata categories to wire errors.

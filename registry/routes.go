@@ -31,7 +31,12 @@ const (
 	KindReferrers
 	KindPingV1
 	KindSearchV1
+	// KindHealth is the connectors' health report (HealthPath).
+	KindHealth
 )
+
+// HealthPath is where the connectors' health is served as JSON.
+const HealthPath = "/_berth/connectors"
 
 // Route is a parsed request path.
 type Route struct {
@@ -78,6 +83,9 @@ func ParseRoute(method, path string) (rt Route, ok bool) {
 		return Route{Kind: KindPingV1}, true
 	case "/v1/search":
 		return Route{Kind: KindSearchV1, Access: AccessCatalog}, true
+	case HealthPath:
+		// It names upstreams: for callers who may list the catalog.
+		return Route{Kind: KindHealth, Access: AccessCatalog}, true
 	}
 	rest, found := strings.CutPrefix(path, "/v2/")
 	if !found {

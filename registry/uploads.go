@@ -99,28 +99,24 @@ func chunkStart(r *http.Request) (int64, error) {
 
 func (reg *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt Route) error {
 	ctx := r.Context()
+	t, err := reg.target(rt)
+	if err != nil {
+		return err
+	}
 	q := r.URL.Query()
 	if m := q.Get("mount"); m != "" {
 		d, err := parseDigest(m)
 		if err != nil {
 			return err
 		}
-		from := q.Get("from")
 		var size int64
-		if from != "" {
-			if !ValidName(from) {
-				return &Error{Code: ErrNameInvalid, Message: fmt.Sprintf("invalid repository name %q", from), Detail: map[string]string{"name": from}}
-			}
-			if !reg.mayMount(r, from) {
-				err = metadata.ErrNotFound
-			} else {
-				size, err = reg.meta.BlobSize(ctx, from, d)
-			}
+		if from := q.Get("from"); from != "" {
+			size, err = reg.mountSource(r, from, d)
 		} else {
 			size, err = reg.anyBlobSize(r, d)
 		}
 		if err == nil {
-			if err := reg.meta.PutBlob(ctx, rt.Name, d, size); err != nil {
+			if err := reg.meta.LinkBlob(ctx, t.Name, d, size); err != nil {
 				return linkErr(err)
 			}
 			writeBlobCreated(w, rt.Name, d)
@@ -136,16 +132,34 @@ func (reg *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt Rout
 		if err != nil {
 			return err
 		}
-		return reg.putBlob(w, r, rt, d, r.Body)
+		return reg.putBlob(w, r, rt, t, d, r.Body)
 	}
 	// A POST opening a session carries no data; drain anything sent.
 	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20))
-	u, err := reg.blobs.StartUpload(ctx, rt.Name)
+	u, err := reg.blobs.StartUpload(ctx, t.Name)
 	if err != nil {
 		return err
 	}
 	writeUploadAccepted(w, rt.Name, u.ID, 0)
 	return nil
+}
+
+// mountSource returns the size of blob d for a mount from repository
+// from, if the caller may read from's blobs and from (or, for a virtual
+// registry, one of its members) stores it; metadata.ErrNotFound otherwise.
+func (reg *Registry) mountSource(r *http.Request, from string, d digest.Digest) (int64, error) {
+	if !ValidName(from) {
+		return 0, &Error{Code: ErrNameInvalid, Message: fmt.Sprintf("invalid repository name %q", from), Detail: map[string]string{"name": from}}
+	}
+	if !reg.mayMount(r, from) {
+		return 0, metadata.ErrNotFound
+	}
+	repo, err := reg.resolver.Resolve(from)
+	if err != nil {
+		return 0, metadata.ErrNotFound // a name no registry serves holds nothing
+	}
+	_, size, err := repo.StoredBlob(r.Context(), d)
+	return size, err
 }
 
 // mayMount reports whether the caller may mount blobs from repository
@@ -190,13 +204,13 @@ func (reg *Registry) anyBlobSize(r *http.Request, d digest.Digest) (int64, error
 	return size, nil
 }
 
-// putBlob stores a whole blob sent in one request and links it.
-func (reg *Registry) putBlob(w http.ResponseWriter, r *http.Request, rt Route, d digest.Digest, body io.Reader) error {
-	size, err := reg.blobs.Put(r.Context(), rt.Name, d, body)
+// putBlob stores a whole blob sent in one request and links it to t.
+func (reg *Registry) putBlob(w http.ResponseWriter, r *http.Request, rt Route, t *Target, d digest.Digest, body io.Reader) error {
+	size, err := reg.blobs.Put(r.Context(), t.Name, d, body)
 	if err != nil {
 		return reg.uploadErr(err, rt)
 	}
-	if err := reg.meta.PutBlob(r.Context(), rt.Name, d, size); err != nil {
+	if err := reg.meta.LinkBlob(r.Context(), t.Name, d, size); err != nil {
 		return linkErr(err)
 	}
 	writeBlobCreated(w, rt.Name, d)
@@ -204,7 +218,11 @@ func (reg *Registry) putBlob(w http.ResponseWriter, r *http.Request, rt Route, d
 }
 
 func (reg *Registry) uploadStatus(w http.ResponseWriter, r *http.Request, rt Route) error {
-	u, err := reg.blobs.Status(r.Context(), rt.Name, rt.Ref)
+	t, err := reg.target(rt)
+	if err != nil {
+		return err
+	}
+	u, err := reg.blobs.Status(r.Context(), t.Name, rt.Ref)
 	if err != nil {
 		return reg.uploadErr(err, rt)
 	}
@@ -218,11 +236,15 @@ func (reg *Registry) uploadStatus(w http.ResponseWriter, r *http.Request, rt Rou
 }
 
 func (reg *Registry) patchUpload(w http.ResponseWriter, r *http.Request, rt Route) error {
+	t, err := reg.target(rt)
+	if err != nil {
+		return err
+	}
 	start, err := chunkStart(r)
 	if err != nil {
 		return err
 	}
-	size, err := reg.blobs.Append(r.Context(), rt.Name, rt.Ref, start, r.Body)
+	size, err := reg.blobs.Append(r.Context(), t.Name, rt.Ref, start, r.Body)
 	if err != nil {
 		return reg.uploadErr(err, rt)
 	}
@@ -231,6 +253,10 @@ func (reg *Registry) patchUpload(w http.ResponseWriter, r *http.Request, rt Rout
 }
 
 func (reg *Registry) finishUpload(w http.ResponseWriter, r *http.Request, rt Route) error {
+	t, err := reg.target(rt)
+	if err != nil {
+		return err
+	}
 	ds := r.URL.Query().Get("digest")
 	if ds == "" {
 		return errf(ErrDigestInvalid, "the digest parameter is required to finish an upload")
@@ -247,11 +273,11 @@ func (reg *Registry) finishUpload(w http.ResponseWriter, r *http.Request, rt Rou
 		}
 		body = r.Body
 	}
-	size, err := reg.blobs.Finish(r.Context(), rt.Name, rt.Ref, start, body, d)
+	size, err := reg.blobs.Finish(r.Context(), t.Name, rt.Ref, start, body, d)
 	if err != nil {
 		return reg.uploadErr(err, rt)
 	}
-	if err := reg.meta.PutBlob(r.Context(), rt.Name, d, size); err != nil {
+	if err := reg.meta.LinkBlob(r.Context(), t.Name, d, size); err != nil {
 		return linkErr(err)
 	}
 	writeBlobCreated(w, rt.Name, d)
@@ -259,7 +285,11 @@ func (reg *Registry) finishUpload(w http.ResponseWriter, r *http.Request, rt Rou
 }
 
 func (reg *Registry) cancelUpload(w http.ResponseWriter, r *http.Request, rt Route) error {
-	if err := reg.blobs.Cancel(r.Context(), rt.Name, rt.Ref); err != nil {
+	t, err := reg.target(rt)
+	if err != nil {
+		return err
+	}
+	if err := reg.blobs.Cancel(r.Context(), t.Name, rt.Ref); err != nil {
 		return reg.uploadErr(err, rt)
 	}
 	setContentLength(w, 0)

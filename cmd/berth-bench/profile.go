@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berthhq/berth/gc"
 	"github.com/berthhq/berth/metadata/sqlite"
 	"github.com/berthhq/berth/registry"
 	"github.com/berthhq/berth/storage"
@@ -53,7 +54,8 @@ func serveProfiled(args []string) error {
 		return err
 	}
 	defer meta.Close()
-	reg := registry.New(storage.New(drv), meta, registry.Options{Logger: log})
+	blobs := storage.New(drv)
+	reg := registry.New(blobs, gc.Guard(meta, blobs), registry.Options{Logger: log})
 
 	if *cpu != "" {
 		f, err := os.Create(*cpu)

@@ -169,38 +169,43 @@ func serve(ctx context.Context, cfg config.Config) error {
 	}
 	defer meta.Close()
 	blobs := storage.New(drv)
-	// Every blob link checks, under garbage collection's lock, that the
-	// bytes are still stored (see gc.Guard): the registry and the
-	// connectors get the guarded store.
-	meta = gc.Guard(meta, blobs)
+	// The registry and the connectors read and write through the guarded
+	// role of the store: every blob link checks, under garbage
+	// collection's lock, that the bytes are still stored (gc.Guard).
+	// Garbage collection gets the store itself.
+	content := gc.Guard(meta, blobs)
 	gate, err := newGate(cfg, log)
 	if err != nil {
 		return err
 	}
-	opts := registry.Options{
-		MaxManifestSize:  cfg.Manifests.MaxSize,
-		RequireLayers:    cfg.Manifests.RequireLayers,
-		DeleteReferenced: cfg.Manifests.DeleteReferenced,
-		BodyIdleTimeout:  cfg.Server.BodyIdleTimeout,
-		Logger:           log,
-	}
-	if gate != nil {
-		opts.Authorize, opts.MayPull, opts.MayMount = gate.Authorize, gate.MayPull, gate.MayMount
-	}
-	var handler http.Handler = registry.New(blobs, meta, opts)
-	// Connectors route names to hosted, cache and virtual registries; with
-	// none configured every request passes through.
-	conn, err := connector.New(cfg.Registries, handler, meta, blobs, connector.Options{
-		Logger: log, Authorize: opts.Authorize, MayPull: opts.MayPull, MayMount: opts.MayMount, MaxManifestSize: cfg.Manifests.MaxSize,
+	// Connectors name the repository that serves each name: hosted, a
+	// cache or a virtual registry. With none configured every name is
+	// hosted.
+	conn, err := connector.New(cfg.Registries, content, blobs, connector.Options{
+		Logger: log, MaxManifestSize: cfg.Manifests.MaxSize,
 	})
 	if err != nil {
 		return fmt.Errorf("registries: %w", err)
 	}
 	defer conn.Close()
-	handler = conn
+	opts := registry.Options{
+		MaxManifestSize:  cfg.Manifests.MaxSize,
+		RequireLayers:    cfg.Manifests.RequireLayers,
+		DeleteReferenced: cfg.Manifests.DeleteReferenced,
+		Resolver:         conn,
+		Logger:           log,
+	}
+	if gate != nil {
+		opts.Authorize, opts.MayPull, opts.MayMount = gate.Authorize, gate.MayPull, gate.MayMount
+	}
+	// The one request path: Handler (API version header, access log, body
+	// timeout) → the gate (authentication, the token service) → the
+	// registry (route, authorise once, resolve, answer).
+	var handler http.Handler = registry.New(blobs, content, opts)
 	if gate != nil {
 		handler = gate.Wrap(handler)
 	}
+	handler = registry.Handler(handler, registry.HandlerOptions{Logger: log, BodyIdleTimeout: cfg.Server.BodyIdleTimeout})
 	var tlsConfig *tls.Config
 	if cfg.TLSEnabled() {
 		tlsConfig, err = auth.NewTLSConfig(auth.TLSOptions{

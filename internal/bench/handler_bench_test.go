@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/berthhq/berth/gc"
 	"github.com/berthhq/berth/metadata/sqlite"
 	"github.com/berthhq/berth/registry"
 	"github.com/berthhq/berth/storage"
@@ -21,7 +22,7 @@ import (
 // so that `go test -bench . -cpuprofile` shows where a request's time goes.
 // They measure; they assert nothing about speed.
 
-func newHandler(b *testing.B) *registry.Registry {
+func newHandler(b *testing.B) http.Handler {
 	b.Helper()
 	dir := b.TempDir()
 	drv, err := filesystem.New(filepath.Join(dir, "storage"))
@@ -34,7 +35,8 @@ func newHandler(b *testing.B) *registry.Registry {
 	}
 	b.Cleanup(func() { meta.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	return registry.New(storage.New(drv), meta, registry.Options{Logger: log})
+	blobs := storage.New(drv)
+	return registry.Handler(registry.New(blobs, gc.Guard(meta, blobs), registry.Options{Logger: log}), registry.HandlerOptions{Logger: log})
 }
 
 func serve(b *testing.B, h http.Handler, method, target string, body []byte, hdr map[string]string, want int) *httptest.ResponseRecorder {
