@@ -115,15 +115,44 @@ type Manifest struct {
 // Reader is what reading content needs: the role of the store that every
 // reader (the registry, the connectors, listings) is given.
 type Reader interface {
+	// BlobSize returns the size of blob d if repo may serve it, or
+	// ErrNotFound.
 	BlobSize(ctx context.Context, repo string, d digest.Digest) (int64, error)
+	// AnyBlobSize returns the size of blob d if any repository holds it, or
+	// ErrNotFound.
 	AnyBlobSize(ctx context.Context, d digest.Digest) (int64, error)
+	// GetManifest returns the manifest of digest d in repo, or ErrNotFound.
 	GetManifest(ctx context.Context, repo string, d digest.Digest) (*Manifest, error)
+	// ResolveTag returns the manifest that tag points at in repo, or
+	// ErrNotFound.
 	ResolveTag(ctx context.Context, repo, tag string) (*Manifest, error)
+	// Tags lists up to n tags of repo that sort after last (all of them
+	// when n < 0), in lexical order. An existing repository without tags
+	// returns an empty list; an unknown one ErrRepositoryNotFound.
 	Tags(ctx context.Context, repo, last string, n int) ([]string, error)
+	// Referrers lists one page of the manifests in repo whose subject is
+	// d, ordered by digest (see ReferrersQuery for the filter and the
+	// page's bounds). more reports that referrers follow the page. The
+	// subject need not be stored. An unknown repository returns
+	// ErrRepositoryNotFound.
 	Referrers(ctx context.Context, repo string, d digest.Digest, q ReferrersQuery) (page []Descriptor, more bool, err error)
+	// IndexesOf lists up to n (at least 1) digests of the manifests in
+	// repo that list d as a child (indexes and manifest lists), each
+	// once, in no particular order. An unknown repository or manifest
+	// lists nothing.
 	IndexesOf(ctx context.Context, repo string, d digest.Digest, n int) ([]digest.Digest, error)
+	// BlobRepositories calls yield with the name of each repository that
+	// may serve blob d, in no particular order, until yield returns
+	// false. It reads the names as it goes (an index from blob to
+	// repositories), so stopping early costs only what was read.
 	BlobRepositories(ctx context.Context, d digest.Digest, yield func(repo string) bool) error
+	// Repositories lists up to n repository names that sort after last
+	// (all of them when n < 0), in lexical order.
 	Repositories(ctx context.Context, last string, n int) ([]string, error)
+	// SearchRepositories lists up to n repository names containing query
+	// (case-insensitively), in lexical order; all of them when n < 0. An
+	// empty query matches every repository, and '%', '_' and '*' in it
+	// are plain characters.
 	SearchRepositories(ctx context.Context, query string, n int) ([]string, error)
 }
 
@@ -167,6 +196,8 @@ type ReadWriter interface {
 //
 // The suite in metadata/metadatatest checks all of this.
 type Store interface {
+	Reader
+
 	// PutBlob records that repo may serve blob d of the given size,
 	// creating the repository if needed. Repeating it is harmless, and
 	// renews the link's time (see BlobLink.LinkedAt). It is LinkBlob
@@ -182,16 +213,9 @@ type Store interface {
 	// repository links d, its bytes cannot have been collected and present
 	// is not called. A nil present makes LinkBlob PutBlob.
 	LinkBlob(ctx context.Context, repo string, d digest.Digest, size int64, present func(context.Context) error) error
-	// BlobSize returns the size of blob d if repo may serve it, or
-	// ErrNotFound.
-	BlobSize(ctx context.Context, repo string, d digest.Digest) (int64, error)
-	// AnyBlobSize returns the size of blob d if any repository holds it, or
-	// ErrNotFound.
-	AnyBlobSize(ctx context.Context, d digest.Digest) (int64, error)
 	// DeleteBlob removes blob d from repo (not from other repositories), or
 	// returns ErrNotFound.
 	DeleteBlob(ctx context.Context, repo string, d digest.Digest) error
-
 	// PutManifest stores m in repo (replacing a manifest of the same digest,
 	// but keeping its CreatedAt) and points each of tags at it, in one
 	// transaction, stamping the tags with the time of the call. It creates
@@ -202,45 +226,11 @@ type Store interface {
 	// (PurgeTombstones): the client checked that content before garbage
 	// collection removed it.
 	PutManifest(ctx context.Context, repo string, m *Manifest, tags ...string) error
-	// GetManifest returns the manifest of digest d in repo, or ErrNotFound.
-	GetManifest(ctx context.Context, repo string, d digest.Digest) (*Manifest, error)
-	// ResolveTag returns the manifest that tag points at in repo, or
-	// ErrNotFound.
-	ResolveTag(ctx context.Context, repo, tag string) (*Manifest, error)
 	// DeleteManifest removes the manifest d and every tag pointing at it
 	// from repo, or returns ErrNotFound.
 	DeleteManifest(ctx context.Context, repo string, d digest.Digest) error
 	// DeleteTag removes only the tag, or returns ErrNotFound.
 	DeleteTag(ctx context.Context, repo, tag string) error
-
-	// Tags lists up to n tags of repo that sort after last (all of them
-	// when n < 0), in lexical order. An existing repository without tags
-	// returns an empty list; an unknown one ErrRepositoryNotFound.
-	Tags(ctx context.Context, repo, last string, n int) ([]string, error)
-	// Referrers lists one page of the manifests in repo whose subject is
-	// d, ordered by digest (see ReferrersQuery for the filter and the
-	// page's bounds). more reports that referrers follow the page. The
-	// subject need not be stored. An unknown repository returns
-	// ErrRepositoryNotFound.
-	Referrers(ctx context.Context, repo string, d digest.Digest, q ReferrersQuery) (page []Descriptor, more bool, err error)
-	// IndexesOf lists up to n (at least 1) digests of the manifests in
-	// repo that list d as a child (indexes and manifest lists), each
-	// once, in no particular order. An unknown repository or manifest
-	// lists nothing.
-	IndexesOf(ctx context.Context, repo string, d digest.Digest, n int) ([]digest.Digest, error)
-	// BlobRepositories calls yield with the name of each repository that
-	// may serve blob d, in no particular order, until yield returns
-	// false. It reads the names as it goes (an index from blob to
-	// repositories), so stopping early costs only what was read.
-	BlobRepositories(ctx context.Context, d digest.Digest, yield func(repo string) bool) error
-	// Repositories lists up to n repository names that sort after last
-	// (all of them when n < 0), in lexical order.
-	Repositories(ctx context.Context, last string, n int) ([]string, error)
-	// SearchRepositories lists up to n repository names containing query
-	// (case-insensitively), in lexical order; all of them when n < 0. An
-	// empty query matches every repository, and '%', '_' and '*' in it
-	// are plain characters.
-	SearchRepositories(ctx context.Context, query string, n int) ([]string, error)
 
 	// Collector holds what garbage collection needs (gc.go).
 	Collector
