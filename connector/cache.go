@@ -14,6 +14,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berthhq/berth/internal/glob"
 	"github.com/berthhq/berth/registry"
 	"github.com/berthhq/berth/storage"
 )
@@ -43,7 +44,7 @@ type cache struct {
 	up               *upstream
 	remotePrefix     string
 	singleNamePrefix string
-	allow, deny      []glob
+	allow, deny      []*glob.Pattern
 	tagTTL           time.Duration
 	notFoundTTL      time.Duration
 	catalogTTL       time.Duration
@@ -89,11 +90,17 @@ func newCache(rc Registry) (*cache, error) {
 		ca.probeInterval = time.Duration(rc.ProbeIntervalSeconds) * time.Second
 	}
 	for _, p := range rc.Allow {
-		g, _ := compileGlob(p) // validated
+		g, err := glob.Compile(p)
+		if err != nil {
+			return nil, fmt.Errorf("allow: %w", err)
+		}
 		ca.allow = append(ca.allow, g)
 	}
 	for _, p := range rc.Deny {
-		g, _ := compileGlob(p)
+		g, err := glob.Compile(p)
+		if err != nil {
+			return nil, fmt.Errorf("deny: %w", err)
+		}
 		ca.deny = append(ca.deny, g)
 	}
 	return ca, nil
@@ -113,13 +120,13 @@ func (ca *cache) remoteName(rest string) (string, bool) {
 func (ca *cache) allowed(remote string) bool {
 	ok := len(ca.allow) == 0
 	for _, g := range ca.allow {
-		if g.match(remote) {
+		if g.Match(remote) {
 			ok = true
 			break
 		}
 	}
 	for _, g := range ca.deny {
-		if g.match(remote) {
+		if g.Match(remote) {
 			return false
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthhq/berth/internal/glob"
 	"github.com/berthhq/berth/registry"
 )
 
@@ -257,9 +258,14 @@ func (r *Registry) validateCache(bad func(string, ...any)) {
 	if u.TimeoutSeconds < 0 || u.TimeoutSeconds > 3600 {
 		bad("upstream.timeoutSeconds %d: want 1 to 3600 (0 for the default, %d)", u.TimeoutSeconds, int(DefaultTimeout/time.Second))
 	}
-	for _, g := range append(append([]string{}, r.Allow...), r.Deny...) {
-		if _, err := compileGlob(g); err != nil {
-			bad("glob %q: %v", g, err)
+	for _, l := range []struct {
+		key   string
+		globs []string
+	}{{"allow", r.Allow}, {"deny", r.Deny}} {
+		for _, g := range l.globs {
+			if _, err := glob.Compile(g); err != nil {
+				bad("%s: %v", l.key, err)
+			}
 		}
 	}
 	for _, f := range []struct {
@@ -310,36 +316,3 @@ func seconds(p *int, def time.Duration) time.Duration {
 	}
 	return time.Duration(*p) * time.Second
 }
-
-// glob matches repository names: '*' within a path component, '**' across
-// them; everything else literally.
-type glob struct{ re *regexp.Regexp }
-
-func compileGlob(pattern string) (glob, error) {
-	if pattern == "" {
-		return glob{}, errors.New("empty pattern")
-	}
-	var b strings.Builder
-	b.WriteString("^")
-	for i := 0; i < len(pattern); i++ {
-		switch c := pattern[i]; {
-		case c == '*' && i+1 < len(pattern) && pattern[i+1] == '*':
-			b.WriteString(".*")
-			i++
-		case c == '*':
-			b.WriteString("[^/]*")
-		case strings.IndexByte("abcdefghijklmnopqrstuvwxyz0123456789._-/", c) >= 0:
-			b.WriteString(regexp.QuoteMeta(string(c)))
-		default:
-			return glob{}, fmt.Errorf("character %q: globs hold lower-case names, '/', '*' and '**'", c)
-		}
-	}
-	b.WriteString("$")
-	re, err := regexp.Compile(b.String())
-	if err != nil {
-		return glob{}, err
-	}
-	return glob{re}, nil
-}
-
-func (g glob) match(name string) bool { return g.re.MatchString(name) }

@@ -4,8 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strings"
 	"time"
+
+	"github.com/berthhq/berth/internal/glob"
 )
 
 // Config is the gc section of berth's configuration.
@@ -101,7 +102,7 @@ func (r Retention) Policy() (*Policy, error) {
 			bad(i, "repositories: name at least one repository glob (\"**\" for all)")
 		}
 		for _, pat := range rule.Repositories {
-			g, err := compileGlob(pat)
+			g, err := glob.Compile(pat)
 			if err != nil {
 				bad(i, "repositories: %v", err)
 				continue
@@ -139,46 +140,4 @@ func (r Retention) Policy() (*Policy, error) {
 		return nil, err
 	}
 	return p, nil
-}
-
-// glob is a compiled repository pattern.
-type glob struct {
-	src string
-	re  *regexp.Regexp
-}
-
-// globChars is what a pattern may contain: the characters of repository
-// names, '/' and '*'.
-var globChars = regexp.MustCompile(`^[a-z0-9._/*-]+$`)
-
-// compileGlob turns a repository glob into an anchored regular expression:
-// "**" matches anything, "*" anything but '/'.
-func compileGlob(pattern string) (glob, error) {
-	if !globChars.MatchString(pattern) {
-		return glob{}, fmt.Errorf("%q: only lowercase letters, digits, '.', '_', '-', '/' and '*' are allowed", pattern)
-	}
-	if strings.Contains(pattern, "***") {
-		return glob{}, fmt.Errorf("%q: use '*' or '**'", pattern)
-	}
-	var b strings.Builder
-	b.WriteString("^")
-	for rest := pattern; rest != ""; {
-		switch {
-		case strings.HasPrefix(rest, "**"):
-			b.WriteString(".*")
-			rest = rest[2:]
-		case rest[0] == '*':
-			b.WriteString("[^/]*")
-			rest = rest[1:]
-		default:
-			i := strings.IndexByte(rest, '*')
-			if i < 0 {
-				i = len(rest)
-			}
-			b.WriteString(regexp.QuoteMeta(rest[:i]))
-			rest = rest[i:]
-		}
-	}
-	b.WriteString("$")
-	return glob{src: pattern, re: regexp.MustCompile(b.String())}, nil
 }
