@@ -1,57 +1,204 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
+	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/berthhq/berth/connector"
+	"github.com/berthhq/berth/gc"
 )
 
-// checkIntegers walks a YAML document alongside the Go type it decodes
-// into and reports numbers with a fraction where the setting is an
-// integer: the YAML decoder would silently drop the fraction.
-func checkIntegers(n *yaml.Node, t reflect.Type, path string) error {
+// renamed is a setting that was an integer count of a unit and is now a
+// duration: the old key is refused with a message that names the new one
+// and writes the old value in the new form.
+type renamed struct {
+	in       reflect.Type // the struct the key belongs to
+	old, new string       // yaml names
+	unit     time.Duration
+	example  string // written when the old value is not a whole number
+}
+
+var renames = []renamed{
+	{reflect.TypeFor[Uploads](), "maxAgeHours", "maxAge", time.Hour, "168h"},
+	{reflect.TypeFor[S3](), "redirectExpirySeconds", "redirectExpiry", time.Second, "20m"},
+	{reflect.TypeFor[Token](), "ttlSeconds", "ttl", time.Second, "5m"},
+	{reflect.TypeFor[Token](), "refreshHours", "refreshTTL", time.Hour, "720h"},
+	{reflect.TypeFor[Token](), "leewaySeconds", "leeway", time.Second, "60s"},
+	{reflect.TypeFor[gc.Config](), "intervalHours", "interval", time.Hour, "24h"},
+	{reflect.TypeFor[gc.Config](), "graceHours", "grace", time.Hour, "24h"},
+	{reflect.TypeFor[gc.Rule](), "untaggedAfterHours", "untaggedAfter", time.Hour, "168h"},
+	{reflect.TypeFor[connector.Registry](), "tagTTLSeconds", "tagTTL", time.Second, "5m"},
+	{reflect.TypeFor[connector.Registry](), "notFoundTTLSeconds", "notFoundTTL", time.Second, "30s"},
+	{reflect.TypeFor[connector.Registry](), "catalogTTLSeconds", "catalogTTL", time.Second, "5m"},
+	{reflect.TypeFor[connector.Registry](), "probeIntervalSeconds", "probeInterval", time.Second, "30s"},
+	{reflect.TypeFor[connector.Upstream](), "timeoutSeconds", "timeout", time.Second, "10s"},
+}
+
+// findRename returns the rename of key in t, if it is one.
+func findRename(t reflect.Type, key string) (renamed, bool) {
+	for _, r := range renames {
+		if r.in == t && r.old == key {
+			return r, true
+		}
+	}
+	return renamed{}, false
+}
+
+// value writes the old setting's value s in the new form ("24" hours is
+// "24h", "300" seconds "5m"), or the example when s is not a whole number.
+func (r renamed) value(s string) string {
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 32)
+	if err != nil || n < 0 {
+		return r.example
+	}
+	if r.unit == time.Hour {
+		return fmt.Sprintf("%dh", n)
+	}
+	switch {
+	case n == 0:
+		return "0s"
+	case n%3600 == 0:
+		return fmt.Sprintf("%dh", n/3600)
+	case n%60 == 0:
+		return fmt.Sprintf("%dm", n/60)
+	}
+	return fmt.Sprintf("%ds", n)
+}
+
+// maxWalk bounds the nodes checkDocument visits, so aliases that expand
+// without end cost nothing here (the decoder refuses them).
+const maxWalk = 100000
+
+// checker walks a YAML document alongside the Go type it decodes into,
+// before it is decoded, and collects what the decoder would refuse
+// unhelpfully or accept wrongly.
+type checker struct {
+	problems []error
+	visits   int
+	aliases  map[*yaml.Node]bool // being walked: a cycle stops here
+}
+
+// checkDocument reports, each with its line, keys that name no setting
+// (with the keys known there), renamed keys (with the
+// new key and its form), numbers with a fraction where the setting is an
+// integer (the decoder would drop the fraction), and bare numbers where it
+// is a duration (the decoder would read nanoseconds).
+func checkDocument(n *yaml.Node, t reflect.Type) error {
+	c := &checker{aliases: map[*yaml.Node]bool{}}
+	c.walk(n, t, "")
+	return errors.Join(c.problems...)
+}
+
+func (c *checker) bad(n *yaml.Node, format string, args ...any) {
+	c.problems = append(c.problems, fmt.Errorf("line %d: %s", n.Line, fmt.Sprintf(format, args...)))
+}
+
+func (c *checker) walk(n *yaml.Node, t reflect.Type, path string) {
+	if c.visits++; c.visits > maxWalk {
+		return
+	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	switch {
 	case n.Kind == yaml.DocumentNode:
-		for _, c := range n.Content {
-			if err := checkIntegers(c, t, path); err != nil {
-				return err
-			}
+		for _, ch := range n.Content {
+			c.walk(ch, t, path)
 		}
 	case n.Kind == yaml.AliasNode && n.Alias != nil:
-		return checkIntegers(n.Alias, t, path)
+		if !c.aliases[n.Alias] {
+			c.aliases[n.Alias] = true
+			c.walk(n.Alias, t, path)
+			delete(c.aliases, n.Alias)
+		}
 	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			key := n.Content[i].Value
-			if f, ok := fieldByYAMLName(t, key); ok {
-				if err := checkIntegers(n.Content[i+1], f.Type, join(path, key)); err != nil {
-					return err
-				}
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Tag == "!!merge" {
+				c.walkMerge(v, t, path)
+				continue
 			}
+			if f, ok := fieldByYAMLName(t, k.Value); ok {
+				c.walk(v, f.Type, join(path, k.Value))
+				continue
+			}
+			c.unknownKey(k, v, t, path)
 		}
 	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			if err := checkIntegers(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value)); err != nil {
-				return err
-			}
+			c.walk(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value))
 		}
 	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
-		for i, c := range n.Content {
-			if err := checkIntegers(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
-				return err
-			}
+		for i, ch := range n.Content {
+			c.walk(ch, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
 		}
 	case n.Kind == yaml.ScalarNode && t == durationType && (n.Tag == "!!int" || n.Tag == "!!float"):
-		// The YAML decoder would read a bare number as nanoseconds.
-		return fmt.Errorf("line %d: %s: %q needs a unit: write a duration like 90s, 5m or 24h", n.Line, path, n.Value)
+		c.bad(n, "%s: %q needs a unit: write a duration like 90s, 5m or 24h", path, n.Value)
+	case n.Kind == yaml.ScalarNode && t == durationType && n.Tag == "!!str":
+		if _, err := time.ParseDuration(n.Value); err != nil {
+			c.bad(n, "%s: %q is not a duration (write it like 90s, 5m or 24h)", path, n.Value)
+		}
 	case n.Kind == yaml.ScalarNode && isIntKind(t.Kind()) && n.Tag == "!!float":
-		return fmt.Errorf("line %d: %s: %q is not a whole number", n.Line, path, n.Value)
+		c.bad(n, "%s: %q is not a whole number", path, n.Value)
 	}
-	return nil
+}
+
+// walkMerge walks the value of a merge key ("<<: *defaults"): one mapping
+// or a list of them, whose keys belong to the mapping merged into.
+func (c *checker) walkMerge(v *yaml.Node, t reflect.Type, path string) {
+	if v.Kind == yaml.SequenceNode {
+		for _, m := range v.Content {
+			c.walk(m, t, path)
+		}
+		return
+	}
+	c.walk(v, t, path)
+}
+
+// unknownKey reports key k (with value v) that struct t has no field for.
+func (c *checker) unknownKey(k, v *yaml.Node, t reflect.Type, path string) {
+	key := join(path, k.Value)
+	if r, ok := findRename(t, k.Value); ok {
+		val := r.example
+		if v.Kind == yaml.ScalarNode && v.Tag == "!!int" {
+			val = r.value(v.Value)
+		}
+		c.bad(k, "%s was renamed: write %s: %s", key, join(path, r.new), val)
+		return
+	}
+	known := yamlNames(t)
+	where := "here"
+	if path != "" {
+		where = "in " + path
+	}
+	c.bad(k, "%s names no setting (known %s: %s)", key, where, strings.Join(known, ", "))
+}
+
+// yamlNames lists the keys struct t accepts, sorted.
+func yamlNames(t reflect.Type) []string {
+	var out []string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		switch {
+		case name == "-":
+		case strings.Contains(opts, "inline"):
+			out = append(out, yamlNames(f.Type)...)
+		case name == "":
+			out = append(out, strings.ToLower(f.Name))
+		default:
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func join(path, key string) string {
@@ -79,6 +226,9 @@ func fieldByYAMLName(t reflect.Type, key string) (reflect.StructField, bool) {
 			if sf, ok := fieldByYAMLName(f.Type, key); ok {
 				return sf, true
 			}
+			continue
+		}
+		if name == "-" {
 			continue
 		}
 		if name == "" {

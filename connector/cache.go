@@ -75,9 +75,9 @@ func newCache(rc Registry) (*cache, error) {
 	ca := &cache{
 		name: rc.Name, prefix: rc.Prefix, up: up,
 		remotePrefix: rc.Upstream.RemotePrefix, singleNamePrefix: rc.Upstream.SingleNamePrefix,
-		tagTTL:        seconds(rc.TagTTLSeconds, DefaultTagTTL),
-		notFoundTTL:   seconds(rc.NotFoundTTLSeconds, DefaultNotFoundTTL),
-		catalogTTL:    seconds(rc.CatalogTTLSeconds, DefaultCatalogTTL),
+		tagTTL:        orDefault(rc.TagTTL, DefaultTagTTL),
+		notFoundTTL:   orDefault(rc.NotFoundTTL, DefaultNotFoundTTL),
+		catalogTTL:    orDefault(rc.CatalogTTL, DefaultCatalogTTL),
 		probeInterval: DefaultProbeInterval,
 		fresh:         newTTLMap[digest.Digest](maxFreshEntries),
 		missing:       newTTLMap[struct{}](maxMissingEntries),
@@ -86,8 +86,8 @@ func newCache(rc Registry) (*cache, error) {
 		health:        health{state: stateUnknown},
 	}
 	up.down = ca.health.isDown
-	if rc.ProbeIntervalSeconds > 0 {
-		ca.probeInterval = time.Duration(rc.ProbeIntervalSeconds) * time.Second
+	if rc.ProbeInterval > 0 {
+		ca.probeInterval = rc.ProbeInterval
 	}
 	for _, p := range rc.Allow {
 		g, err := glob.Compile(p)
