@@ -366,12 +366,21 @@ func (c *Config) ApplyEnv(env []string, ignore ...string) error {
 }
 
 // unknownEnv is the error for variable k (set to v) that names no
-// setting: a renamed one names its new variable.
+// setting: a renamed one names its new variable, a near miss the
+// variable meant.
 func unknownEnv(k, v string, keys map[string]reflect.Value) error {
 	if r, newKey, ok := renamedEnv(reflect.TypeFor[Config](), EnvPrefix, k); ok {
 		return fmt.Errorf("environment variable %s was renamed: set %s=%s", k, newKey, r.value(v))
 	}
-	return fmt.Errorf("environment variable %s names no setting (known: %s)", k, strings.Join(sortedKeys(keys), ", "))
+	names := sortedKeys(keys)
+	suffixes := make([]string, len(names))
+	for i, n := range names {
+		suffixes[i] = strings.TrimPrefix(n, EnvPrefix)
+	}
+	if s, ok := nearest(strings.TrimPrefix(k, EnvPrefix), suffixes); ok {
+		return fmt.Errorf("environment variable %s names no setting; did you mean %s%s?", k, EnvPrefix, s)
+	}
+	return fmt.Errorf("environment variable %s names no setting (known: %s)", k, strings.Join(names, ", "))
 }
 
 // renamedEnv finds variable k among the old names of renamed settings in

@@ -539,3 +539,152 @@ func TestRenamedKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownKeys: an unknown key, at any level, is named with its line
+// and path, with the nearest known key when one is close and the keys
+// known there otherwise.
+func TestUnknownKeys(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		content string
+		want    []string
+		not     string
+	}{
+		{"addres: 1.2.3.4:5\n", []string{"line 1: addres names no setting; did you mean addr?"}, ""},
+		{"adress: 1.2.3.4:5\n", []string{"line 1: adress names no setting (known here: addr, auth,"}, "did you mean"},
+		{"storage:\n  rooot: /x\n", []string{"line 2: storage.rooot names no setting; did you mean storage.root?"}, ""},
+		{"storage:\n  s3:\n    bukcet: b\n", []string{"storage.s3.bukcet names no setting; did you mean storage.s3.bucket?"}, ""},
+		{"manifests:\n  max_size: 10\n", []string{"manifests.max_size names no setting; did you mean manifests.maxSize?"}, ""},
+		{"manifests:\n  MaxSize: 10\n", []string{"did you mean manifests.maxSize?"}, ""},
+		{"log:\n  level: info\n  colour: true\n", []string{"line 3: log.colour names no setting (known in log: format, level)"}, "did you mean"},
+		{"nonsense: 1\n", []string{"nonsense names no setting (known here: addr, auth, data, gc,"}, "did you mean"},
+		{"gc:\n  intervall: 1h\n", []string{"gc.intervall names no setting; did you mean gc.interval?"}, ""},
+		{"retention:\n  - repository: [a]\n", []string{"line 2: retention[0].repository names no setting; did you mean retention[0].repositories?"}, ""},
+		{"retention:\n  - repositories: [a]\n    keeplast: 3\n", []string{"retention[0].keeplast names no setting; did you mean retention[0].keepLast?"}, ""},
+		{"auth:\n  rules:\n    - user: [a]\n", []string{"auth.rules[0].user names no setting; did you mean auth.rules[0].users?"}, ""},
+		{"auth:\n  token:\n    tll: 5m\n", []string{"auth.token.tll names no setting; did you mean auth.token.ttl?"}, ""},
+		{"auth:\n  loginLimit:\n    perminute: 3\n", []string{"did you mean auth.loginLimit.perMinute?"}, ""},
+		{"registries:\n  - name: a\n    prefx: a/\n", []string{"line 3: registries[0].prefx names no setting; did you mean registries[0].prefix?"}, ""},
+		{"registries:\n  - name: a\n    upstream:\n      urll: https://x\n", []string{"registries[0].upstream.urll names no setting; did you mean registries[0].upstream.url?"}, ""},
+		{"registries:\n  - name: a\n    tagTtl: 1m\n", []string{"did you mean registries[0].tagTTL?"}, ""},
+		{"registries:\n  - name: a\n    members: [b]\n    upstreams: {}\n", []string{"did you mean registries[0].upstream?"}, ""},
+		{"tls:\n  clientCa: ca.pem\n", []string{"did you mean tls.clientCA?"}, ""},
+		// Every problem at once.
+		{"adress: x\nlog:\n  levl: info\n", []string{"line 1: adress", "line 3: log.levl names no setting; did you mean log.level?"}, ""},
+	} {
+		c := Default()
+		err := c.LoadFile(writeFile(t, tc.content))
+		wantErrorContaining(t, err, tc.want...)
+		if err != nil && tc.not != "" && strings.Contains(err.Error(), tc.not) {
+			t.Errorf("%q: %v: contains %q", tc.content, err, tc.not)
+		}
+	}
+
+	// Keys brought in by aliases and merge keys are checked too; an alias
+	// that contains itself ends the walk.
+	c := Default()
+	err := c.LoadFile(writeFile(t, `
+registries:
+  - &cache
+    name: a
+    type: cache
+    upstream: {url: "https://x"}
+    tagTTLSeconds: 30
+  - <<: *cache
+    name: b
+`))
+	wantErrorContaining(t, err, "line 7: registries[0].tagTTLSeconds was renamed", "registries[1].tagTTLSeconds was renamed")
+	c = Default()
+	if err := c.LoadFile(writeFile(t, "auth:\n  groups: &g\n    a: *g\n")); err == nil {
+		t.Error("a recursive alias was accepted")
+	}
+}
+
+func TestUnknownEnv(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		kv   string
+		want string
+	}{
+		{"BERTH_ADDRES=1.2.3.4:5", "environment variable BERTH_ADDRES names no setting; did you mean BERTH_ADDR?"},
+		{"BERTH_REGISTRY=x", "did you mean BERTH_REGISTRIES?"},
+		{"BERTH_STORAGE_ROOOT=/x", "did you mean BERTH_STORAGE_ROOT?"},
+		{"BERTH_STORAGE_S3_BUKCET=b", "did you mean BERTH_STORAGE_S3_BUCKET?"},
+		{"BERTH_GC_INTERVALL=1h", "did you mean BERTH_GC_INTERVAL?"},
+		{"BERTH_AUTH_TOKEN_TLL=5m", "did you mean BERTH_AUTH_TOKEN_TTL?"},
+		{"BERTH_LOG_COLOUR=1", "environment variable BERTH_LOG_COLOUR names no setting (known: BERTH_ADDR, "},
+		{"BERTH_NOPE=1", "names no setting (known: "},
+	} {
+		c := Default()
+		err := c.ApplyEnv([]string{tc.kv})
+		wantErrorContaining(t, err, tc.want)
+		if strings.Contains(tc.want, "known") && strings.Contains(err.Error(), "did you mean") {
+			t.Errorf("%s: %v: a far key suggested", tc.kv, err)
+		}
+	}
+}
+
+func TestNearest(t *testing.T) {
+	t.Parallel()
+	keys := []string{"addr", "data", "storage", "metadata", "manifests", "uploads", "server", "log", "gc", "retention", "auth", "tls", "registries"}
+	for _, tc := range []struct {
+		s, want string // want "": no suggestion
+	}{
+		{"addres", "addr"},
+		{"adress", ""},
+		{"addr", "addr"},
+		{"ADDR", "addr"},
+		{"storgae", "storage"},
+		{"metdata", "metadata"},
+		{"registry", "registries"},
+		{"registires", "registries"},
+		{"retension", "retention"},
+		{"logs", "log"},
+		{"lgo", "log"},
+		{"tsl", "tls"},
+		{"x", ""},
+		{"gcc", "gc"},
+		{"ga", "gc"},
+		{"zz", ""},
+		{"nonsense", ""},
+		{"colour", ""},
+		{"", ""},
+	} {
+		got, ok := nearest(tc.s, keys)
+		if !ok {
+			got = ""
+		}
+		if got != tc.want {
+			t.Errorf("nearest(%q) = %q, want %q", tc.s, got, tc.want)
+		}
+	}
+	if _, ok := nearest("x", nil); ok {
+		t.Error("a suggestion from no candidates")
+	}
+}
+
+func TestDistance(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0},
+		{"", "abc", 3},
+		{"abc", "", 3},
+		{"abc", "abc", 0},
+		{"abc", "abd", 1},
+		{"abc", "acb", 1},
+		{"abcd", "badc", 2},
+		{"kitten", "sitting", 3},
+		{"maxsize", "max_size", 1},
+		{"ca", "abc", 3},
+	} {
+		if got := distance(tc.a, tc.b); got != tc.want {
+			t.Errorf("distance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+		if got := distance(tc.b, tc.a); got != tc.want {
+			t.Errorf("distance(%q, %q) = %d, want %d", tc.b, tc.a, got, tc.want)
+		}
+	}
+}

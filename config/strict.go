@@ -86,7 +86,7 @@ type checker struct {
 }
 
 // checkDocument reports, each with its line, keys that name no setting
-// (with the keys known there), renamed keys (with the
+// (with the nearest known key when one is close), renamed keys (with the
 // new key and its form), numbers with a fraction where the setting is an
 // integer (the decoder would drop the fraction), and bare numbers where it
 // is a duration (the decoder would read nanoseconds).
@@ -174,6 +174,10 @@ func (c *checker) unknownKey(k, v *yaml.Node, t reflect.Type, path string) {
 		return
 	}
 	known := yamlNames(t)
+	if s, ok := nearest(k.Value, known); ok {
+		c.bad(k, "%s names no setting; did you mean %s?", key, join(path, s))
+		return
+	}
 	where := "here"
 	if path != "" {
 		where = "in " + path
@@ -239,4 +243,50 @@ func fieldByYAMLName(t reflect.Type, key string) (reflect.StructField, bool) {
 		}
 	}
 	return reflect.StructField{}, false
+}
+
+// nearest returns the candidate closest to s by edit distance (letter case
+// aside), when it is close: at most 2 edits or a third of the longer of
+// the two, and fewer edits than s has letters. Ties go to the first in
+// sorted order.
+func nearest(s string, candidates []string) (string, bool) {
+	ls := strings.ToLower(s)
+	best, bestD := "", -1
+	sorted := append([]string(nil), candidates...)
+	sort.Strings(sorted)
+	for _, cand := range sorted {
+		d := distance(ls, strings.ToLower(cand))
+		if d < len(s) && d <= max(2, max(len(s), len(cand))/3) && (bestD < 0 || d < bestD) {
+			best, bestD = cand, d
+		}
+	}
+	return best, bestD >= 0
+}
+
+// distance is the optimal string alignment distance between a and b:
+// insertions, deletions, substitutions and swaps of neighbours, each one
+// edit ("maxsize" and "maxisze" are one apart).
+func distance(a, b string) int {
+	// d[i][j] is the distance between a[:i] and b[:j]; three rows suffice.
+	prev2 := make([]int, len(b)+1)
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(b)]
 }
