@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // writeFile writes a config file into a temporary directory.
@@ -687,4 +689,27 @@ func TestDistance(t *testing.T) {
 			t.Errorf("distance(%q, %q) = %d, want %d", tc.b, tc.a, got, tc.want)
 		}
 	}
+}
+
+// FuzzCheckDocument: whatever a config file holds, checking it ends with
+// a list of problems or none, never a panic or a hang (aliases included).
+func FuzzCheckDocument(f *testing.F) {
+	for _, s := range []string{
+		"addr: 127.0.0.1:5000\n",
+		"gc: {intervalHours: 24, grace: 1h}\n",
+		"registries: [{name: a, tagTTLSeconds: 3, upstream: {timeoutSeconds: 1}}]\n",
+		"retention: [&r {repositories: [a]}, {<<: *r, untaggedAfter: 3}]\n",
+		"auth:\n  groups: &g\n    a: *g\n",
+		"a: &a [*a, *a]\nb: &b [*a, *a]\nc: [*b, *b]\n",
+		"storage:\n  rooot: 1.5\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, content string) {
+		var doc yaml.Node
+		if yaml.Unmarshal([]byte(content), &doc) != nil {
+			return
+		}
+		_ = checkDocument(&doc, reflect.TypeFor[*Config]())
+	})
 }
