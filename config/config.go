@@ -365,46 +365,6 @@ func (c *Config) ApplyEnv(env []string, ignore ...string) error {
 	return errors.Join(errs...)
 }
 
-// unknownEnv is the error for variable k (set to v) that names no
-// setting: a renamed one names its new variable, a near miss the
-// variable meant.
-func unknownEnv(k, v string, keys map[string]reflect.Value) error {
-	if r, newKey, ok := renamedEnv(reflect.TypeFor[Config](), EnvPrefix, k); ok {
-		return fmt.Errorf("environment variable %s was renamed: set %s=%s", k, newKey, r.value(v))
-	}
-	names := sortedKeys(keys)
-	suffixes := make([]string, len(names))
-	for i, n := range names {
-		suffixes[i] = strings.TrimPrefix(n, EnvPrefix)
-	}
-	if s, ok := nearest(strings.TrimPrefix(k, EnvPrefix), suffixes); ok {
-		return fmt.Errorf("environment variable %s names no setting; did you mean %s%s?", k, EnvPrefix, s)
-	}
-	return fmt.Errorf("environment variable %s names no setting (known: %s)", k, strings.Join(names, ", "))
-}
-
-// renamedEnv finds variable k among the old names of renamed settings in
-// struct t, whose variables start with prefix, and returns the rename and
-// the new variable.
-func renamedEnv(t reflect.Type, prefix, k string) (renamed, string, bool) {
-	for _, r := range renames {
-		if r.in == t && prefix+strings.ToUpper(r.old) == k {
-			return r, prefix + strings.ToUpper(r.new), true
-		}
-	}
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		name := strings.ToUpper(strings.Split(f.Tag.Get("yaml"), ",")[0])
-		if name == "" || name == "-" || f.Type.Kind() != reflect.Struct {
-			continue
-		}
-		if r, newKey, ok := renamedEnv(f.Type, prefix+name+"_", k); ok {
-			return r, newKey, true
-		}
-	}
-	return renamed{}, "", false
-}
-
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {

@@ -480,7 +480,8 @@ registries:
 		{"gc: {grace: 1.5}\n", `gc.grace: "1.5" needs a unit`},
 		{"retention: [{repositories: [a], untaggedAfter: 3}]\n", `retention[0].untaggedAfter: "3" needs a unit`},
 		{"registries: [{name: c, type: cache, upstream: {url: 'https://x', timeout: 10}}]\n", `registries[0].upstream.timeout: "10" needs a unit`},
-		{"registries: [{name: c, type: cache, tagTTL: 0}]\n", `registries[0].tagTTL: "0" needs a unit`},
+		{"registries: [{name: c, type: cache, tagTTL: 0}]\n", `registries[0].tagTTL: "0" needs a unit: write 0s`},
+		{"gc: {interval: 0}\n", `gc.interval: "0" needs a unit: write 0s`},
 		{"auth: {token: {ttl: 5 minutes}}\n", `line 1: auth.token.ttl: "5 minutes" is not a duration (write it like 90s, 5m or 24h)`},
 		{"registries: [{name: c, notFoundTTL: soon}]\n", `registries[0].notFoundTTL: "soon" is not a duration`},
 	} {

@@ -257,7 +257,7 @@ func (r *Registry) validateCache(bad func(string, ...any)) {
 		bad("upstream.username: required with a password")
 	}
 	if u.Timeout != 0 && (u.Timeout < time.Second || u.Timeout > time.Hour) {
-		bad("upstream.timeout %v: want from 1s to 1h (0 for the default, %v)", u.Timeout, DefaultTimeout)
+		bad("upstream.timeout %v: want from 1s to 1h (0s for the default, %v)", u.Timeout, DefaultTimeout)
 	}
 	for _, l := range []struct {
 		key   string
@@ -278,7 +278,7 @@ func (r *Registry) validateCache(bad func(string, ...any)) {
 		}
 	}
 	if r.ProbeInterval != 0 && r.ProbeInterval < time.Second {
-		bad("probeInterval %v: want at least 1s (0 for the default, %v)", r.ProbeInterval, DefaultProbeInterval)
+		bad("probeInterval %v: want at least 1s (0s for the default, %v)", r.ProbeInterval, DefaultProbeInterval)
 	}
 	for _, h := range r.MirrorOf {
 		if !validHost(h) {

@@ -38,7 +38,7 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	var errs []error
 	if c.Interval != 0 && c.Interval < MinInterval {
-		errs = append(errs, fmt.Errorf("gc.interval %v: want 0 (no schedule) or at least %v", c.Interval, MinInterval))
+		errs = append(errs, fmt.Errorf("gc.interval %v: want 0s (no schedule) or at least %v", c.Interval, MinInterval))
 	}
 	if c.Grace < MinGrace {
 		errs = append(errs, fmt.Errorf("gc.grace %v: want at least %v", c.Grace, MinGrace))

@@ -19,7 +19,7 @@ func TestConfigValidate(t *testing.T) {
 		want string
 	}{
 		{Config{Interval: -time.Hour, Grace: time.Hour}, "gc.interval -1h0m0s"},
-		{Config{Interval: time.Second, Grace: time.Hour}, "gc.interval 1s: want 0 (no schedule) or at least 1m0s"},
+		{Config{Interval: time.Second, Grace: time.Hour}, "gc.interval 1s: want 0s (no schedule) or at least 1m0s"},
 		{Config{Interval: 0, Grace: 0}, "gc.grace 0s: want at least 1h0m0s"},
 		{Config{Interval: 0, Grace: 59 * time.Minute}, "gc.grace 59m0s"},
 	} {
