@@ -128,8 +128,8 @@ type checker struct {
 // checkDocument reports, each with its line, keys that name no setting
 // (with the nearest known key when one is close), renamed keys (with the
 // new key and its form), numbers with a fraction where the setting is an
-// integer (the decoder would drop the fraction), and bare numbers where it
-// is a duration (the decoder would read nanoseconds).
+// integer (the decoder would drop the fraction), bare numbers where it is
+// a duration (the unit would be a guess) and durations that do not parse.
 func checkDocument(n *yaml.Node, t reflect.Type) error {
 	c := &checker{aliases: map[*yaml.Node]bool{}}
 	c.walk(n, t, "")
