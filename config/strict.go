@@ -162,7 +162,11 @@ func (c *checker) walk(n *yaml.Node, t reflect.Type, path string) {
 	}
 	if t != durationType && reflect.PointerTo(t).Implements(unmarshalerType) {
 		// The section decodes itself, as strictly (the storage and
-		// metadata sections, with their registered backends).
+		// metadata sections, with their registered backends): a trial
+		// decode reports its problems with the others.
+		if err := reflect.New(t).Interface().(yaml.Unmarshaler).UnmarshalYAML(n); err != nil {
+			c.problems = append(c.problems, err)
+		}
 		return
 	}
 	switch {

@@ -48,7 +48,7 @@ log:
 		"line 2: gc.intervalHours was renamed: write gc.interval: 12h",
 		`line 3: gc.grace: "24" needs a unit: write a duration like 90s, 5m or 24h`,
 		"line 5: uploads.maxAgeHours was renamed: write uploads.maxAge: 48h",
-		"line 7: storage.rooot names no setting; did you mean storage.root?",
+		"line 7: storage.rooot names no setting or registered storage driver; did you mean storage.root?",
 		"line 14: registries[0].upstream.timeoutSeconds was renamed: write registries[0].upstream.timeout: 30s",
 		"line 15: registries[0].tagTTLSeconds was renamed: write registries[0].tagTTL: 5m",
 		"line 16: registries[0].probeInteval names no setting; did you mean registries[0].probeInterval?",
