@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/berthhq/berth/internal/glob"
 )
 
 // Subjects with a meaning of their own in a rule's users.
@@ -19,7 +21,8 @@ const (
 // Rule is one access rule: who (users and groups) may do what (actions) on
 // which repositories (globs), or on the catalog.
 type Rule struct {
-	// Repositories are globs of repository names (see glob).
+	// Repositories are globs of repository names (see package
+	// internal/glob).
 	Repositories []string
 	// Catalog makes the rule apply to registry:catalog:* too: listing the
 	// catalog and searching (both show only what the caller may pull).
@@ -36,7 +39,7 @@ type Rule struct {
 
 type compiledRule struct {
 	Rule
-	globs []glob
+	globs []*glob.Pattern
 }
 
 // Rules is the Authorizer of the configured rules. For a caller, a resource
@@ -68,9 +71,9 @@ func NewRules(rules []Rule, groups map[string][]string) (*Rules, error) {
 		}
 		cr := compiledRule{Rule: r}
 		for _, p := range r.Repositories {
-			g, err := compileGlob(p)
+			g, err := glob.Compile(p)
 			if err != nil {
-				bad("%v", err)
+				bad("repositories: %v", err)
 				continue
 			}
 			cr.globs = append(cr.globs, g)
@@ -130,7 +133,7 @@ func (r *compiledRule) resourceMatches(typ, name string) bool {
 	switch typ {
 	case TypeRepository:
 		for _, g := range r.globs {
-			if g.match(name) {
+			if g.Match(name) {
 				return true
 			}
 		}
@@ -212,7 +215,7 @@ func covers(list []Access, typ, name, action string) bool {
 			return true
 		}
 		if strings.Contains(a.Name, "*") {
-			if g, err := compileGlob(a.Name); err == nil && g.match(name) {
+			if g, err := glob.Compile(a.Name); err == nil && g.Match(name) {
 				return true
 			}
 		}

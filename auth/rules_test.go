@@ -6,77 +6,6 @@ import (
 	"testing"
 )
 
-func TestGlob(t *testing.T) {
-	t.Parallel()
-	cases := []struct {
-		pattern string
-		yes     []string
-		no      []string
-	}{
-		{"public/*", []string{"public/app", "public/a.b-c"}, []string{"public", "public/app/dev", "publicity/app", "xpublic/app", "public/app/"}},
-		{"team/**", []string{"team/a", "team/a/b/c"}, []string{"team", "teams/a", "other/team/a"}},
-		{"**", []string{"a", "a/b", "a/b/c"}, nil},
-		{"*", []string{"a", "abc"}, []string{"a/b"}},
-		{"*/app", []string{"x/app", "yy/app"}, []string{"app", "x/y/app", "x/apps"}},
-		{"**/app", []string{"x/app", "x/y/app"}, []string{"app", "x/apps"}},
-		{"lib-*", []string{"lib-a", "lib-"}, []string{"lib-a/b", "lib"}},
-		{"a*b*c", []string{"abc", "aXbYc", "abbc"}, []string{"ab", "a/b/c", "aXb/c"}},
-		{"exact/name", []string{"exact/name"}, []string{"exact/name2", "exact/nam"}},
-	}
-	for _, c := range cases {
-		g, err := compileGlob(c.pattern)
-		if err != nil {
-			t.Fatalf("compileGlob(%q): %v", c.pattern, err)
-		}
-		for _, n := range c.yes {
-			if !g.match(n) {
-				t.Errorf("%q should match %q", c.pattern, n)
-			}
-		}
-		for _, n := range c.no {
-			if g.match(n) {
-				t.Errorf("%q should not match %q", c.pattern, n)
-			}
-		}
-	}
-	for _, bad := range []string{"", "Public/*", "a b", "a?", "a[b]", "***", "a:b"} {
-		if _, err := compileGlob(bad); err == nil {
-			t.Errorf("compileGlob(%q) accepted", bad)
-		}
-	}
-}
-
-func TestGlobWorstCase(t *testing.T) {
-	t.Parallel()
-	g, err := compileGlob(strings.Repeat("*a", 40) + "b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if g.match(strings.Repeat("a", 255)) {
-		t.Fatal("matched a name without b")
-	}
-}
-
-func FuzzGlob(f *testing.F) {
-	f.Add("public/*", "public/app")
-	f.Add("**/x*y", "a/b/xzy")
-	f.Fuzz(func(t *testing.T, pattern, name string) {
-		g, err := compileGlob(pattern)
-		if err != nil {
-			return
-		}
-		m := g.match(name)
-		// A pattern without stars matches only itself.
-		if !strings.Contains(pattern, "*") && m != (pattern == name) {
-			t.Fatalf("%q vs %q: %v", pattern, name, m)
-		}
-		// A single star never crosses a slash.
-		if !strings.Contains(pattern, "**") && m && strings.Count(pattern, "/") != strings.Count(name, "/") {
-			t.Fatalf("%q matched %q across a '/'", pattern, name)
-		}
-	})
-}
-
 func exampleRules(t *testing.T) *Rules {
 	t.Helper()
 	rs, err := NewRules([]Rule{
@@ -174,7 +103,7 @@ func TestNewRulesErrors(t *testing.T) {
 	if err == nil {
 		t.Fatal("bad rules accepted")
 	}
-	for _, want := range []string{"rules[0]", "rules[1]", "rules[2]", "rules[3]", "rules[4]"} {
+	for _, want := range []string{`rules[0]: repositories: "Bad Pattern": character 'B'`, "rules[1]", "rules[2]", "rules[3]", "rules[4]"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s:\n%v", want, err)
 		}

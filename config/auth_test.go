@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestAuthDefaultsAndPaths(t *testing.T) {
@@ -35,7 +36,7 @@ tls:
 	if c.Auth.Htpasswd != filepath.Join(dir, "users/htpasswd") || c.TLS.Cert != filepath.Join(dir, "tls/cert.pem") {
 		t.Errorf("relative paths not resolved against the config file: %q %q", c.Auth.Htpasswd, c.TLS.Cert)
 	}
-	if c.Auth.Token.Key != "/abs/key.pem" || c.Auth.Token.Issuer != "berth" || c.Auth.Token.Realm != "/token" || c.Auth.Token.TTLSeconds != 300 {
+	if c.Auth.Token.Key != "/abs/key.pem" || c.Auth.Token.Issuer != "berth" || c.Auth.Token.Realm != "/token" || c.Auth.Token.TTL != 5*time.Minute || c.Auth.Token.RefreshTTL != 720*time.Hour || c.Auth.Token.Leeway != time.Minute {
 		t.Errorf("token settings %+v", c.Auth.Token)
 	}
 	if !c.TLSEnabled() || c.OpenWithoutAuth() {
@@ -92,6 +93,12 @@ func TestAuthValidation(t *testing.T) {
 		{"auth: {mode: token, token: {jwks: k.json}, rules: [{repositories: [a], users: [a], actions: [pull]}]}", "absolute http(s) URL"},
 		{"auth: {mode: token, token: {jwks: k.json, realm: 'https://x/t', issuer: i, algorithms: [HS256]}, rules: [{repositories: [a], users: [a], actions: [pull]}]}", "HS256"},
 		{"auth: {mode: token, token: {algorithm: RS256}, rules: [{repositories: [a], users: [a], actions: [pull]}]}", "auth.token.algorithm"},
+		{"auth: {mode: basic, rules: [{repositories: ['Team/*'], users: [a], actions: [pull]}]}", `auth.rules[0].repositories: "Team/*": character 'T'`},
+		{"auth: {mode: token, token: {ttl: 5s}, rules: [{repositories: [a], users: [a], actions: [pull]}]}", "auth.token.ttl 5s: want from 10s to 24h"},
+		{"auth: {mode: token, token: {ttl: 25h}, rules: [{repositories: [a], users: [a], actions: [pull]}]}", "auth.token.ttl 25h0m0s"},
+		{"auth: {mode: token, token: {refreshTTL: 30m}, rules: [{repositories: [a], users: [a], actions: [pull]}]}", "auth.token.refreshTTL 30m0s: want at least 1h"},
+		{"auth: {mode: token, token: {leeway: 11m}, rules: [{repositories: [a], users: [a], actions: [pull]}]}", "auth.token.leeway 11m0s: want from 0s to 10m"},
+		{"auth: {mode: token, token: {leeway: 60}, rules: [{repositories: [a], users: [a], actions: [pull]}]}", "auth.token.leeway: \"60\" needs a unit"},
 		{"tls: {cert: c.pem}", "both cert and key"},
 		{"tls: {clientAuth: require}", "needs tls.clientCA"},
 	} {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/berthhq/berth/connector"
 	"github.com/berthhq/berth/gc"
+	"github.com/berthhq/berth/internal/glob"
 	"github.com/berthhq/berth/mediatype"
 )
 
@@ -73,8 +74,8 @@ type Manifests struct {
 
 // Uploads tunes upload sessions.
 type Uploads struct {
-	// MaxAgeHours is how long an untouched upload session is kept.
-	MaxAgeHours int `yaml:"maxAgeHours"`
+	// MaxAge is how long an untouched upload session is kept.
+	MaxAge time.Duration `yaml:"maxAge"`
 }
 
 // Log tunes logging.
@@ -128,10 +129,10 @@ type Token struct {
 	// Issuer is the iss claim: berth's own (default "berth"), or the one
 	// an external issuer's tokens must carry.
 	Issuer string `yaml:"issuer"`
-	// TTLSeconds is the life of issued access tokens.
-	TTLSeconds int `yaml:"ttlSeconds"`
-	// RefreshHours is the life of issued refresh tokens.
-	RefreshHours int `yaml:"refreshHours"`
+	// TTL is the life of issued access tokens.
+	TTL time.Duration `yaml:"ttl"`
+	// RefreshTTL is the life of issued refresh tokens.
+	RefreshTTL time.Duration `yaml:"refreshTTL"`
 	// Key is the PEM signing key; default DATA/token-key.pem, generated on
 	// first start.
 	Key string `yaml:"key"`
@@ -144,8 +145,8 @@ type Token struct {
 	RootCerts string `yaml:"rootCerts"`
 	// Algorithms is the external issuer's algorithm allow-list.
 	Algorithms []string `yaml:"algorithms"`
-	// LeewaySeconds is the clock skew tolerated on exp, nbf and iat.
-	LeewaySeconds int `yaml:"leewaySeconds"`
+	// Leeway is the clock skew tolerated on exp, nbf and iat.
+	Leeway time.Duration `yaml:"leeway"`
 }
 
 // External reports whether tokens come from an external issuer.
@@ -197,7 +198,7 @@ func Default() Config {
 		Storage:   Storage{Driver: "filesystem"},
 		Metadata:  Metadata{Driver: "sqlite"},
 		Manifests: Manifests{MaxSize: mediatype.MaxManifestSize},
-		Uploads:   Uploads{MaxAgeHours: 168},
+		Uploads:   Uploads{MaxAge: 168 * time.Hour},
 		Server:    Server{BodyIdleTimeout: time.Minute},
 		Log:       Log{Level: "info", Format: "text"},
 		GC:        gc.DefaultConfig(),
@@ -205,12 +206,12 @@ func Default() Config {
 			Mode:  AuthNone,
 			Realm: "berth",
 			Token: Token{
-				Realm:         "/token",
-				Service:       "berth",
-				TTLSeconds:    300,
-				RefreshHours:  720,
-				Algorithm:     "ES256",
-				LeewaySeconds: 60,
+				Realm:      "/token",
+				Service:    "berth",
+				TTL:        5 * time.Minute,
+				RefreshTTL: 720 * time.Hour,
+				Algorithm:  "ES256",
+				Leeway:     time.Minute,
 			},
 			LoginLimit: LoginLimit{Burst: 10, PerMinute: 10},
 		},
@@ -223,16 +224,19 @@ func (c *Config) LoadFile(path string) error {
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	// Checked before decoding, for messages that name the setting, and
+	// before the decoder reads a bare number as nanoseconds; what does not
+	// parse is left to the decoder's message.
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err == nil {
+		if err := checkDocument(&doc, reflect.TypeOf(c)); err != nil {
+			return fmt.Errorf("config %s: %w", path, err)
+		}
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("config %s: %w", path, err)
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(b, &doc); err == nil {
-		if err := checkIntegers(&doc, reflect.TypeOf(c), ""); err != nil {
-			return fmt.Errorf("config %s: %w", path, err)
-		}
 	}
 	c.resolveFiles(filepath.Dir(path))
 	return nil
@@ -293,7 +297,7 @@ func (c *Config) ApplyEnv(env []string, ignore ...string) error {
 		}
 		f, ok := keys[k]
 		if !ok {
-			errs = append(errs, fmt.Errorf("environment variable %s names no setting (known: %s)", k, strings.Join(sortedKeys(keys), ", ")))
+			errs = append(errs, unknownEnv(k, v, keys))
 			continue
 		}
 		if err := setField(f, v); err != nil {
@@ -392,8 +396,8 @@ func (c *Config) Validate() error {
 	if c.Manifests.MaxSize < 1024 || c.Manifests.MaxSize > 1<<30 {
 		bad("manifests.maxSize %d: want from 1024 to 1073741824 bytes", c.Manifests.MaxSize)
 	}
-	if c.Uploads.MaxAgeHours < 1 {
-		bad("uploads.maxAgeHours %d: want at least 1", c.Uploads.MaxAgeHours)
+	if c.Uploads.MaxAge < time.Hour {
+		bad("uploads.maxAge %v: want at least 1h", c.Uploads.MaxAge)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -445,6 +449,11 @@ func (c *Config) validateAuth(bad func(string, ...any)) {
 		if len(r.Repositories) == 0 && !r.Catalog {
 			bad("auth.rules[%d]: set repositories, catalog: true, or both", i)
 		}
+		for _, p := range r.Repositories {
+			if _, err := glob.Compile(p); err != nil {
+				bad("auth.rules[%d].repositories: %v", i, err)
+			}
+		}
 		if len(r.Users) == 0 && len(r.Groups) == 0 {
 			bad("auth.rules[%d]: set users or groups (\"anonymous\" means everyone)", i)
 		}
@@ -474,8 +483,8 @@ func (c *Config) validateAuth(bad func(string, ...any)) {
 	if t.Service == "" || strings.ContainsAny(t.Service, "\"\\") {
 		bad("auth.token.service %q: want a name without quotes or backslashes", t.Service)
 	}
-	if t.LeewaySeconds < 0 || t.LeewaySeconds > 600 {
-		bad("auth.token.leewaySeconds %d: want 0 to 600", t.LeewaySeconds)
+	if t.Leeway < 0 || t.Leeway > 10*time.Minute {
+		bad("auth.token.leeway %v: want from 0s to 10m", t.Leeway)
 	}
 	absRealm := strings.HasPrefix(t.Realm, "https://") || strings.HasPrefix(t.Realm, "http://")
 	if t.External() {
@@ -501,11 +510,11 @@ func (c *Config) validateAuth(bad func(string, ...any)) {
 	if t.Issuer == "" {
 		t.Issuer = "berth"
 	}
-	if t.TTLSeconds < 10 || t.TTLSeconds > 86400 {
-		bad("auth.token.ttlSeconds %d: want 10 to 86400", t.TTLSeconds)
+	if t.TTL < 10*time.Second || t.TTL > 24*time.Hour {
+		bad("auth.token.ttl %v: want from 10s to 24h", t.TTL)
 	}
-	if t.RefreshHours < 1 {
-		bad("auth.token.refreshHours %d: want at least 1", t.RefreshHours)
+	if t.RefreshTTL < time.Hour {
+		bad("auth.token.refreshTTL %v: want at least 1h", t.RefreshTTL)
 	}
 	switch t.Algorithm {
 	case "ES256", "EdDSA":

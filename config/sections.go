@@ -126,6 +126,9 @@ func (k pluginKind) decode(n *yaml.Node, own map[string]*string, sections *map[s
 		cfg, ok := (*sections)[name]
 		if !ok {
 			if cfg, ok = k.config(name); !ok {
+				if s, close := nearest(name, append(append([]string{}, k.settings...), k.names()...)); close {
+					return fmt.Errorf("line %d: %s.%s names no setting or registered %s; did you mean %s.%s?", kn.Line, k.key, name, k.kind, k.key, s)
+				}
 				return fmt.Errorf("line %d: %s.%s: neither a setting (%s) nor a registered %s (%s)",
 					kn.Line, k.key, name, strings.Join(k.settings, ", "), k.kind, strings.Join(k.names(), ", "))
 			}
@@ -143,14 +146,16 @@ func (k pluginKind) decode(n *yaml.Node, own map[string]*string, sections *map[s
 }
 
 // decodeStrict decodes n into the struct cfg points to, refusing keys the
-// struct does not have (who names its owner in the message), fractions
-// for integers and durations without a unit.
+// struct does not have (who names its owner in the message), renamed
+// keys, fractions for integers and durations without a unit.
 func decodeStrict(n *yaml.Node, cfg any, path, who string) error {
 	t := reflect.TypeOf(cfg)
 	if err := checkKeys(n, t, path, who); err != nil {
 		return err
 	}
-	if err := checkIntegers(n, t, path); err != nil {
+	c := &checker{aliases: map[*yaml.Node]bool{}}
+	c.walk(n, t, path)
+	if err := errors.Join(c.problems...); err != nil {
 		return err
 	}
 	if err := n.Decode(cfg); err != nil {
@@ -175,9 +180,23 @@ func checkKeys(n *yaml.Node, t reflect.Type, path, who string) error {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			key := n.Content[i].Value
 			f, ok := fieldByYAMLName(t, key)
+			if r, renamed := findRename(t, key); !ok && renamed {
+				val := r.example
+				if v := n.Content[i+1]; v.Kind == yaml.ScalarNode && v.Tag == "!!int" {
+					val = r.value(v.Value)
+				}
+				return fmt.Errorf("line %d: %s was renamed: write %s: %s", n.Content[i].Line, join(path, key), join(path, r.new), val)
+			}
 			if !ok {
-				return fmt.Errorf("line %d: %s: unknown key %q of %s (known: %s)",
-					n.Content[i].Line, path, key, who, strings.Join(yamlNames(t), ", "))
+				known := yamlNames(t)
+				if s, close := nearest(key, known); close {
+					return fmt.Errorf("line %d: %s names no setting of %s; did you mean %s?", n.Content[i].Line, join(path, key), who, join(path, s))
+				}
+				list := "it has no settings"
+				if len(known) > 0 {
+					list = "known: " + strings.Join(known, ", ")
+				}
+				return fmt.Errorf("line %d: %s names no setting of %s (%s)", n.Content[i].Line, join(path, key), who, list)
 			}
 			if err := checkKeys(n.Content[i+1], f.Type, join(path, key), who); err != nil {
 				return err
@@ -199,29 +218,6 @@ func checkKeys(n *yaml.Node, t reflect.Type, path, who string) error {
 		}
 	}
 	return nil
-}
-
-// yamlNames lists the keys of struct type t.
-func yamlNames(t reflect.Type) []string {
-	var names []string
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if !f.IsExported() {
-			continue
-		}
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		switch name {
-		case "-":
-			continue
-		case "":
-			name = strings.ToLower(f.Name)
-		}
-		names = append(names, name)
-	}
-	if len(names) == 0 {
-		return []string{"none"}
-	}
-	return names
 }
 
 // envSections adds to keys the environment variables of every registered

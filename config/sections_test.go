@@ -120,14 +120,14 @@ func TestDriverSectionErrors(t *testing.T) {
 		parts         []string
 	}{
 		{"unknown key", "storage:\n  s3:\n    bucket: b\n    bukket: c\n",
-			[]string{"line 4", "storage.s3", `"bukket"`, "s3 storage driver", "known: endpoint, region, bucket"}},
+			[]string{"line 4", "storage.s3.bukket", "s3 storage driver", "did you mean storage.s3.bucket?"}},
 		{"unknown nested key", "storage:\n  cfgtest:\n    nested:\n      kee: x\n",
-			[]string{"storage.cfgtest.nested", `"kee"`, "cfgtest storage driver", "known: key"}},
+			[]string{"storage.cfgtest.nested.kee", "cfgtest storage driver", "did you mean storage.cfgtest.nested.key?"}},
 		{"unregistered section", "storage:\n  ftp:\n    host: x\n",
 			[]string{"storage.ftp", "neither a setting (driver, root)", "storage driver", "cfgtest", "filesystem", "s3"}},
 		{"unregistered metadata section", "metadata:\n  mysql:\n    dsn: x\n",
 			[]string{"metadata.mysql", "driver, path, dsn", "metadata store", "postgres", "sqlite"}},
-		{"section without keys", "storage:\n  inmemory:\n    size: 1\n", []string{"storage.inmemory", `"size"`, "known: none"}},
+		{"section without keys", "storage:\n  inmemory:\n    size: 1\n", []string{"storage.inmemory.size", "it has no settings"}},
 		{"section not a mapping", "storage:\n  s3: yes\n", []string{"storage.s3", "mapping"}},
 		{"bad value", "storage:\n  s3:\n    partSize: big\n", []string{"storage.s3"}},
 		{"fraction", "storage:\n  s3:\n    partSize: 5.5\n", []string{"storage.s3.partSize", "whole number"}},

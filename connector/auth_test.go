@@ -75,7 +75,7 @@ func TestBearerUpstream(t *testing.T) {
 
 	rc := cacheOf("hub", "hub/", up.url())
 	rc.Upstream.Username, rc.Upstream.Password = "user", "pass"
-	rc.TagTTLSeconds = intp(0)
+	rc.TagTTL = durp(0)
 	b := newNode(t, Config{rc}, nodeOptions{}, nil)
 	b.pull("hub/app", "v1", im)
 	b.pull("hub/app", "v1", im) // revalidates with a HEAD: same token

@@ -12,6 +12,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berthhq/berth/internal/glob"
 	"github.com/berthhq/berth/metadata"
 	"github.com/berthhq/berth/registry"
 	"github.com/berthhq/berth/storage"
@@ -40,7 +41,7 @@ type cache struct {
 	up               *upstream
 	remotePrefix     string
 	singleNamePrefix string
-	allow, deny      []glob
+	allow, deny      []*glob.Pattern
 	tagTTL           time.Duration
 	notFoundTTL      time.Duration
 	catalogTTL       time.Duration
@@ -73,9 +74,9 @@ func newCache(rc Registry, e *env) (*cache, error) {
 	ca := &cache{
 		env: e, name: rc.Name, prefix: rc.Prefix, up: up,
 		remotePrefix: rc.Upstream.RemotePrefix, singleNamePrefix: rc.Upstream.SingleNamePrefix,
-		tagTTL:        seconds(rc.TagTTLSeconds, DefaultTagTTL),
-		notFoundTTL:   seconds(rc.NotFoundTTLSeconds, DefaultNotFoundTTL),
-		catalogTTL:    seconds(rc.CatalogTTLSeconds, DefaultCatalogTTL),
+		tagTTL:        orDefault(rc.TagTTL, DefaultTagTTL),
+		notFoundTTL:   orDefault(rc.NotFoundTTL, DefaultNotFoundTTL),
+		catalogTTL:    orDefault(rc.CatalogTTL, DefaultCatalogTTL),
 		probeInterval: DefaultProbeInterval,
 		flights:       newFlights(),
 		fresh:         newTTLMap[digest.Digest](maxFreshEntries),
@@ -85,15 +86,21 @@ func newCache(rc Registry, e *env) (*cache, error) {
 		health:        health{state: stateUnknown},
 	}
 	up.down = ca.health.isDown
-	if rc.ProbeIntervalSeconds > 0 {
-		ca.probeInterval = time.Duration(rc.ProbeIntervalSeconds) * time.Second
+	if rc.ProbeInterval > 0 {
+		ca.probeInterval = rc.ProbeInterval
 	}
 	for _, p := range rc.Allow {
-		g, _ := compileGlob(p) // validated
+		g, err := glob.Compile(p)
+		if err != nil {
+			return nil, fmt.Errorf("allow: %w", err)
+		}
 		ca.allow = append(ca.allow, g)
 	}
 	for _, p := range rc.Deny {
-		g, _ := compileGlob(p)
+		g, err := glob.Compile(p)
+		if err != nil {
+			return nil, fmt.Errorf("deny: %w", err)
+		}
 		ca.deny = append(ca.deny, g)
 	}
 	return ca, nil
@@ -113,13 +120,13 @@ func (ca *cache) remoteName(rest string) (string, bool) {
 func (ca *cache) allowed(remote string) bool {
 	ok := len(ca.allow) == 0
 	for _, g := range ca.allow {
-		if g.match(remote) {
+		if g.Match(remote) {
 			ok = true
 			break
 		}
 	}
 	for _, g := range ca.deny {
-		if g.match(remote) {
+		if g.Match(remote) {
 			return false
 		}
 	}

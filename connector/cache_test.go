@@ -70,7 +70,7 @@ func TestPullThroughCachesEverything(t *testing.T) {
 
 func TestTagRevalidatedWithHeadAfterTTL(t *testing.T) {
 	t.Parallel()
-	s := newCacheSetup(t, func(r *Registry) { r.TagTTLSeconds = intp(60) })
+	s := newCacheSetup(t, func(r *Registry) { r.TagTTL = durp(time.Minute) })
 	im := newImage(t, 10)
 	s.up.push("app", "latest", im)
 	s.b.pull("hub/app", "latest", im)
@@ -103,7 +103,7 @@ func TestTagRevalidatedWithHeadAfterTTL(t *testing.T) {
 
 func TestUpstreamDownServesCache(t *testing.T) {
 	t.Parallel()
-	s := newCacheSetup(t, func(r *Registry) { r.TagTTLSeconds = intp(0) })
+	s := newCacheSetup(t, func(r *Registry) { r.TagTTL = durp(0) })
 	im := newImage(t, 100)
 	s.up.push("app", "v1", im)
 	s.b.pull("hub/app", "v1", im)
@@ -133,7 +133,7 @@ func TestUpstreamDownServesCache(t *testing.T) {
 
 func TestUpstreamRateLimited(t *testing.T) {
 	t.Parallel()
-	s := newCacheSetup(t, func(r *Registry) { r.TagTTLSeconds = intp(0) })
+	s := newCacheSetup(t, func(r *Registry) { r.TagTTL = durp(0) })
 	im := newImage(t, 100)
 	s.up.push("app", "v1", im)
 	s.b.pull("hub/app", "v1", im)
@@ -158,7 +158,7 @@ func TestUpstreamRateLimited(t *testing.T) {
 
 func TestNotFoundRemembered(t *testing.T) {
 	t.Parallel()
-	s := newCacheSetup(t, func(r *Registry) { r.NotFoundTTLSeconds = intp(30) })
+	s := newCacheSetup(t, func(r *Registry) { r.NotFoundTTL = durp(30 * time.Second) })
 	s.up.push("app", "v1", newImage(t, 1))
 	for i := 0; i < 3; i++ {
 		r := s.b.do("GET", "/v2/hub/app/manifests/nope", nil)
@@ -492,8 +492,8 @@ func TestCacheTags(t *testing.T) {
 func TestSlowUpstream(t *testing.T) {
 	t.Parallel()
 	s := newCacheSetup(t, func(r *Registry) {
-		r.TagTTLSeconds = intp(0)
-		r.Upstream.TimeoutSeconds = 1
+		r.TagTTL = durp(0)
+		r.Upstream.Timeout = time.Second
 	})
 	im := newImage(t, 100000)
 	s.up.push("app", "v1", im)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthhq/berth/internal/glob"
 	"github.com/berthhq/berth/registry"
 )
 
@@ -57,18 +58,19 @@ type Registry struct {
 	// no Deny glob.
 	Allow []string `yaml:"allow"`
 	Deny  []string `yaml:"deny"`
-	// TagTTLSeconds is how long a cached tag is served before it is
-	// revalidated with a HEAD to the upstream (default 300; 0 revalidates
-	// on every pull).
-	TagTTLSeconds *int `yaml:"tagTTLSeconds"`
-	// NotFoundTTLSeconds is how long the upstream's "not found" is
-	// remembered (default 30; 0 does not remember it).
-	NotFoundTTLSeconds *int `yaml:"notFoundTTLSeconds"`
-	// ProbeIntervalSeconds is the time between health probes (default 30).
-	ProbeIntervalSeconds int `yaml:"probeIntervalSeconds"`
-	// CatalogTTLSeconds is how long the upstream's catalog is kept for
-	// catalog and search answers (default 300; 0 leaves it out).
-	CatalogTTLSeconds *int `yaml:"catalogTTLSeconds"`
+	// TagTTL is how long a cached tag is served before it is revalidated
+	// with a HEAD to the upstream (unset: DefaultTagTTL; 0 revalidates on
+	// every pull).
+	TagTTL *time.Duration `yaml:"tagTTL"`
+	// NotFoundTTL is how long the upstream's "not found" is remembered
+	// (unset: DefaultNotFoundTTL; 0 does not remember it).
+	NotFoundTTL *time.Duration `yaml:"notFoundTTL"`
+	// ProbeInterval is the time between health probes (0:
+	// DefaultProbeInterval).
+	ProbeInterval time.Duration `yaml:"probeInterval"`
+	// CatalogTTL is how long the upstream's catalog is kept for catalog
+	// and search answers (unset: DefaultCatalogTTL; 0 leaves it out).
+	CatalogTTL *time.Duration `yaml:"catalogTTL"`
 	// MirrorOf lists the upstream hosts ("docker.io", "ghcr.io") whose
 	// mirror requests (containerd's ?ns=HOST) this cache answers.
 	MirrorOf []string `yaml:"mirrorOf"`
@@ -98,9 +100,9 @@ type Upstream struct {
 	Username     string `yaml:"username"`
 	Password     string `yaml:"password"`
 	PasswordFile string `yaml:"passwordFile"`
-	// TimeoutSeconds bounds connecting, waiting for an answer and a stall
-	// while reading one (default 10).
-	TimeoutSeconds int `yaml:"timeoutSeconds"`
+	// Timeout bounds connecting, waiting for an answer and a stall while
+	// reading one (0: DefaultTimeout).
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // ResolveFiles makes relative file paths relative to dir, the directory
@@ -226,8 +228,8 @@ func (c Config) Validate() error {
 }
 
 func (r *Registry) isCacheConfigured() bool {
-	return r.Upstream != (Upstream{}) || len(r.Allow) > 0 || len(r.Deny) > 0 || r.TagTTLSeconds != nil ||
-		r.NotFoundTTLSeconds != nil || r.ProbeIntervalSeconds != 0 || r.CatalogTTLSeconds != nil || len(r.MirrorOf) > 0
+	return r.Upstream != (Upstream{}) || len(r.Allow) > 0 || len(r.Deny) > 0 || r.TagTTL != nil ||
+		r.NotFoundTTL != nil || r.ProbeInterval != 0 || r.CatalogTTL != nil || len(r.MirrorOf) > 0
 }
 
 func (r *Registry) validateCache(bad func(string, ...any)) {
@@ -254,24 +256,29 @@ func (r *Registry) validateCache(bad func(string, ...any)) {
 	if (u.Password != "" || u.PasswordFile != "") && u.Username == "" {
 		bad("upstream.username: required with a password")
 	}
-	if u.TimeoutSeconds < 0 || u.TimeoutSeconds > 3600 {
-		bad("upstream.timeoutSeconds %d: want 1 to 3600 (0 for the default, %d)", u.TimeoutSeconds, int(DefaultTimeout/time.Second))
+	if u.Timeout != 0 && (u.Timeout < time.Second || u.Timeout > time.Hour) {
+		bad("upstream.timeout %v: want from 1s to 1h (0s for the default, %v)", u.Timeout, DefaultTimeout)
 	}
-	for _, g := range append(append([]string{}, r.Allow...), r.Deny...) {
-		if _, err := compileGlob(g); err != nil {
-			bad("glob %q: %v", g, err)
+	for _, l := range []struct {
+		key   string
+		globs []string
+	}{{"allow", r.Allow}, {"deny", r.Deny}} {
+		for _, g := range l.globs {
+			if _, err := glob.Compile(g); err != nil {
+				bad("%s: %v", l.key, err)
+			}
 		}
 	}
 	for _, f := range []struct {
 		key string
-		v   *int
-	}{{"tagTTLSeconds", r.TagTTLSeconds}, {"notFoundTTLSeconds", r.NotFoundTTLSeconds}, {"catalogTTLSeconds", r.CatalogTTLSeconds}} {
+		v   *time.Duration
+	}{{"tagTTL", r.TagTTL}, {"notFoundTTL", r.NotFoundTTL}, {"catalogTTL", r.CatalogTTL}} {
 		if f.v != nil && *f.v < 0 {
-			bad("%s %d: must not be negative", f.key, *f.v)
+			bad("%s %v: must not be negative", f.key, *f.v)
 		}
 	}
-	if r.ProbeIntervalSeconds < 0 {
-		bad("probeIntervalSeconds %d: must not be negative (0 for the default, %d)", r.ProbeIntervalSeconds, int(DefaultProbeInterval/time.Second))
+	if r.ProbeInterval != 0 && r.ProbeInterval < time.Second {
+		bad("probeInterval %v: want at least 1s (0s for the default, %v)", r.ProbeInterval, DefaultProbeInterval)
 	}
 	for _, h := range r.MirrorOf {
 		if !validHost(h) {
@@ -304,42 +311,10 @@ func canonicalHost(h string) string {
 	return h
 }
 
-func seconds(p *int, def time.Duration) time.Duration {
+// orDefault is *p, or def when p is unset.
+func orDefault(p *time.Duration, def time.Duration) time.Duration {
 	if p == nil {
 		return def
 	}
-	return time.Duration(*p) * time.Second
+	return *p
 }
-
-// glob matches repository names: '*' within a path component, '**' across
-// them; everything else literally.
-type glob struct{ re *regexp.Regexp }
-
-func compileGlob(pattern string) (glob, error) {
-	if pattern == "" {
-		return glob{}, errors.New("empty pattern")
-	}
-	var b strings.Builder
-	b.WriteString("^")
-	for i := 0; i < len(pattern); i++ {
-		switch c := pattern[i]; {
-		case c == '*' && i+1 < len(pattern) && pattern[i+1] == '*':
-			b.WriteString(".*")
-			i++
-		case c == '*':
-			b.WriteString("[^/]*")
-		case strings.IndexByte("abcdefghijklmnopqrstuvwxyz0123456789._-/", c) >= 0:
-			b.WriteString(regexp.QuoteMeta(string(c)))
-		default:
-			return glob{}, fmt.Errorf("character %q: globs hold lower-case names, '/', '*' and '**'", c)
-		}
-	}
-	b.WriteString("$")
-	re, err := regexp.Compile(b.String())
-	if err != nil {
-		return glob{}, err
-	}
-	return glob{re}, nil
-}
-
-func (g glob) match(name string) bool { return g.re.MatchString(name) }

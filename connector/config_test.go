@@ -3,6 +3,7 @@ package connector
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -18,7 +19,9 @@ func TestConfigValidate(t *testing.T) {
   prefix: hub/
   upstream:
     url: https://docker.io
-  tagTTLSeconds: 0
+  tagTTL: 0s
+  notFoundTTL: 1m
+  probeInterval: 10s
   mirrorOf: [docker.io]
 - name: all
   type: virtual
@@ -35,6 +38,11 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if cfg[0].Prefix != "local/" {
 		t.Errorf("prefix %q, want the trailing / added", cfg[0].Prefix)
+	}
+	// A TTL of 0 is set (revalidate every time), not unset (the default).
+	if hub := cfg[1]; hub.TagTTL == nil || *hub.TagTTL != 0 || hub.NotFoundTTL == nil || *hub.NotFoundTTL != time.Minute ||
+		hub.CatalogTTL != nil || hub.ProbeInterval != 10*time.Second {
+		t.Errorf("durations of hub: tagTTL %v, notFoundTTL %v, catalogTTL %v, probeInterval %v", hub.TagTTL, hub.NotFoundTTL, hub.CatalogTTL, hub.ProbeInterval)
 	}
 	if cfg[1].Upstream.SingleNamePrefix != "library/" {
 		t.Errorf("Docker Hub's single-name prefix %q, want library/", cfg[1].Upstream.SingleNamePrefix)
@@ -56,8 +64,12 @@ func TestConfigValidate(t *testing.T) {
 		{"ftp", Config{cacheOf("c", "c/", "ftp://example.com")}, []string{"want http(s)"}},
 		{"password without user", Config{{Name: "c", Type: TypeCache, Upstream: Upstream{URL: "https://x", Password: "p"}}}, []string{"username: required"}},
 		{"both passwords", Config{{Name: "c", Type: TypeCache, Upstream: Upstream{URL: "https://x", Username: "u", Password: "p", PasswordFile: "f"}}}, []string{"not both"}},
-		{"bad glob", Config{{Name: "c", Type: TypeCache, Upstream: Upstream{URL: "https://x"}, Allow: []string{"a?b"}}}, []string{`glob "a?b"`}},
-		{"negative ttl", Config{{Name: "c", Type: TypeCache, Upstream: Upstream{URL: "https://x"}, TagTTLSeconds: intp(-1)}}, []string{"tagTTLSeconds -1"}},
+		{"bad glob", Config{{Name: "c", Type: TypeCache, Upstream: Upstream{URL: "https://x"}, Allow: []string{"a?b"}}}, []string{`registries[0] (c): allow: "a?b": character '?'`}},
+		{"bad deny glob", Config{{Name: "c", Type: TypeCache, Upstream: Upstream{URL: "https://x"}, Deny: []string{""}}}, []string{`registries[0] (c): deny: "": a pattern needs`}},
+		{"negative ttl", Config{{Name: "c", Type: TypeCache, Upstream: Upstream{URL: "https://x"}, TagTTL: durp(-time.Second)}}, []string{"registries[0] (c): tagTTL -1s: must not be negative"}},
+		{"short probe interval", Config{{Name: "c", Type: TypeCache, Upstream: Upstream{URL: "https://x"}, ProbeInterval: time.Millisecond}}, []string{"probeInterval 1ms: want at least 1s"}},
+		{"long timeout", Config{{Name: "c", Type: TypeCache, Upstream: Upstream{URL: "https://x", Timeout: 2 * time.Hour}}}, []string{"upstream.timeout 2h0m0s: want from 1s to 1h"}},
+		{"ttl on a virtual registry", Config{{Name: "h", Type: TypeHosted, Prefix: "h/"}, {Name: "v", Type: TypeVirtual, Members: []string{"h"}, CatalogTTL: durp(0)}}, []string{"TTLs and mirrorOf are for cache registries"}},
 		{"hosted with upstream", Config{{Name: "h", Type: TypeHosted, Upstream: Upstream{URL: "https://x"}}}, []string{"only name and prefix"}},
 		{"mirror twice", Config{
 			{Name: "a", Type: TypeCache, Prefix: "a/", Upstream: Upstream{URL: "https://x"}, MirrorOf: []string{"docker.io"}},
@@ -84,29 +96,6 @@ func TestConfigValidate(t *testing.T) {
 			if !strings.Contains(err.Error(), w) {
 				t.Errorf("%s: error %q lacks %q", c.name, err, w)
 			}
-		}
-	}
-}
-
-func TestGlob(t *testing.T) {
-	t.Parallel()
-	for _, c := range []struct {
-		pattern, name string
-		want          bool
-	}{
-		{"library/*", "library/alpine", true},
-		{"library/*", "library/a/b", false},
-		{"org/**", "org/a/b", true},
-		{"org/**", "orgx/a", false},
-		{"a-b.c_d", "a-b.c_d", true},
-		{"a.c", "abc", false},
-	} {
-		g, err := compileGlob(c.pattern)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := g.match(c.name); got != c.want {
-			t.Errorf("%q ~ %q = %v, want %v", c.pattern, c.name, got, c.want)
 		}
 	}
 }

@@ -298,7 +298,7 @@ func (c *clock) advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func intp(v int) *int { return &v }
+func durp(d time.Duration) *time.Duration { return &d }
 
 // cacheOf returns a cache registry entry over up.
 func cacheOf(name, prefix, up string) Registry {

@@ -106,8 +106,8 @@ func newUpstream(cfg Upstream) (*upstream, error) {
 	}
 	base.Path = ""
 	timeout := DefaultTimeout
-	if cfg.TimeoutSeconds > 0 {
-		timeout = time.Duration(cfg.TimeoutSeconds) * time.Second
+	if cfg.Timeout > 0 {
+		timeout = cfg.Timeout
 	}
 	password := cfg.Password
 	if cfg.PasswordFile != "" {

@@ -64,7 +64,7 @@ func TestAuthExternalIssuer(t *testing.T) {
     issuer: https://idp.example
     jwks: `+jwks.URL+`
     rootCerts: roots.pem
-    leewaySeconds: 30
+    leeway: 30s
   rules:
     - repositories: ["public/*"]
       users: [anonymous]

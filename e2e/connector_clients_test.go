@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berthhq/berth/connector"
 )
@@ -34,9 +35,9 @@ func TestConnectorVirtualClients(t *testing.T) {
 	tokUp.client(t, adminUser, adminPass).pushIndex("team/tool", "1", tool)
 	pd, pt := startCountingProxy(t, "http://"+dist.Addr), startCountingProxy(t, tokUp.URL())
 
-	ttl := 0 // every pull revalidates its tag: the stale path is exercised below
+	ttl := time.Duration(0) // every pull revalidates its tag: the stale path is exercised below
 	cache := func(name, up, user, pass string) connector.Registry {
-		return connector.Registry{Name: name, Type: connector.TypeCache, Prefix: name + "/", TagTTLSeconds: &ttl,
+		return connector.Registry{Name: name, Type: connector.TypeCache, Prefix: name + "/", TagTTL: &ttl,
 			Upstream: connector.Upstream{URL: up, Username: user, Password: pass}}
 	}
 	b := startConnectorBerth(t, connector.Config{

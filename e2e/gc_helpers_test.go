@@ -112,7 +112,7 @@ func (b *gcBerth) state(t testing.TB, repo string) *metadata.RepositoryState {
 // untaggedPolicy makes untagged manifests eligible after an hour everywhere.
 func untaggedPolicy(t testing.TB) *gc.Policy {
 	t.Helper()
-	p, err := gc.Retention{{Repositories: []string{"**"}, UntaggedAfterHours: 1}}.Policy()
+	p, err := gc.Retention{{Repositories: []string{"**"}, UntaggedAfter: time.Hour}}.Policy()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,42 +4,47 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strings"
 	"time"
+
+	"github.com/berthhq/berth/internal/glob"
 )
 
 // Config is the gc section of berth's configuration.
 type Config struct {
-	// IntervalHours is the time between scheduled collections; 0 turns
-	// the schedule off (berth gc still runs on demand).
-	IntervalHours int `yaml:"intervalHours"`
-	// GraceHours is how long a blob link or stored blob that nothing
+	// Interval is the time between scheduled collections; 0 turns the
+	// schedule off (berth gc still runs on demand).
+	Interval time.Duration `yaml:"interval"`
+	// Grace is how long a blob link or stored blob that nothing
 	// references is kept: longer than the longest push (first blob to
 	// manifest) must take. It is also how long a manifest referencing
 	// collected content is refused (the tombstone period).
-	GraceHours int `yaml:"graceHours"`
+	Grace time.Duration `yaml:"grace"`
 }
+
+// Bounds of the gc section. A grace period shorter than an hour could
+// collect the blobs of a push still on its way to its manifest.
+const (
+	MinInterval = time.Minute
+	MinGrace    = time.Hour
+)
 
 // DefaultConfig is the gc section's defaults: a collection a day, a day's
 // grace.
 func DefaultConfig() Config {
-	return Config{IntervalHours: 24, GraceHours: 24}
+	return Config{Interval: 24 * time.Hour, Grace: 24 * time.Hour}
 }
 
-// Validate checks the section; errors name the keys (gc.graceHours).
+// Validate checks the section; errors name the keys (gc.grace).
 func (c Config) Validate() error {
 	var errs []error
-	if c.IntervalHours < 0 {
-		errs = append(errs, fmt.Errorf("gc.intervalHours %d: want 0 (no schedule) or more", c.IntervalHours))
+	if c.Interval != 0 && c.Interval < MinInterval {
+		errs = append(errs, fmt.Errorf("gc.interval %v: want 0s (no schedule) or at least %v", c.Interval, MinInterval))
 	}
-	if c.GraceHours < 1 {
-		errs = append(errs, fmt.Errorf("gc.graceHours %d: want at least 1", c.GraceHours))
+	if c.Grace < MinGrace {
+		errs = append(errs, fmt.Errorf("gc.grace %v: want at least %v", c.Grace, MinGrace))
 	}
 	return errors.Join(errs...)
 }
-
-// Interval is the schedule's period; zero means no schedule.
-func (c Config) Interval() time.Duration { return time.Duration(c.IntervalHours) * time.Hour }
 
 // Options returns the collection options of this configuration with the
 // given retention rules.
@@ -51,7 +56,7 @@ func (c Config) Options(r Retention) (Options, error) {
 	if err != nil {
 		return Options{}, err
 	}
-	return Options{Grace: time.Duration(c.GraceHours) * time.Hour, Policy: p}, nil
+	return Options{Grace: c.Grace, Policy: p}, nil
 }
 
 // Retention is the retention section: rules, the first matching a
@@ -73,22 +78,32 @@ type Rule struct {
 	// ^ and $): matching tags are never removed and do not count against
 	// KeepLast.
 	KeepTags []string `yaml:"keepTags"`
-	// UntaggedAfterHours, when set, makes untagged manifests first pushed
-	// that long ago eligible for collection (unless a live index or
-	// subject keeps them). Unset, untagged manifests are kept.
-	UntaggedAfterHours int `yaml:"untaggedAfterHours"`
-	// UntaggedAfter is UntaggedAfterHours for callers in code that need a
-	// finer unit; it wins when set.
-	UntaggedAfter time.Duration `yaml:"-"`
+	// UntaggedAfter, when set, makes untagged manifests first pushed that
+	// long ago eligible for collection (unless a live index or subject
+	// keeps them). Unset, untagged manifests are kept.
+	UntaggedAfter time.Duration `yaml:"untaggedAfter"`
 }
 
-// Validate checks every rule; errors name the rule (retention[1].keepLast).
+// MinUntaggedAfter is the shortest untaggedAfter a configuration may set:
+// the manifests of an index are pushed untagged before the index, and must
+// outlive that push.
+const MinUntaggedAfter = time.Hour
+
+// Validate checks every rule as a configuration must have it; errors name
+// the rule (retention[1].keepLast).
 func (r Retention) Validate() error {
 	_, err := r.Policy()
-	return err
+	errs := []error{err}
+	for i, rule := range r {
+		if rule.UntaggedAfter > 0 && rule.UntaggedAfter < MinUntaggedAfter {
+			errs = append(errs, fmt.Errorf("retention[%d].untaggedAfter %v: want at least %v (an index's manifests are untagged until the index is pushed)", i, rule.UntaggedAfter, MinUntaggedAfter))
+		}
+	}
+	return errors.Join(errs...)
 }
 
-// Policy compiles the rules.
+// Policy compiles the rules. Unlike Validate, it takes any positive
+// untaggedAfter, for callers in code that need a shorter one.
 func (r Retention) Policy() (*Policy, error) {
 	var errs []error
 	bad := func(i int, format string, args ...any) {
@@ -101,7 +116,7 @@ func (r Retention) Policy() (*Policy, error) {
 			bad(i, "repositories: name at least one repository glob (\"**\" for all)")
 		}
 		for _, pat := range rule.Repositories {
-			g, err := compileGlob(pat)
+			g, err := glob.Compile(pat)
 			if err != nil {
 				bad(i, "repositories: %v", err)
 				continue
@@ -125,13 +140,8 @@ func (r Retention) Policy() (*Policy, error) {
 			}
 			c.keepTags = append(c.keepTags, re)
 		}
-		switch {
-		case rule.UntaggedAfter < 0:
-			bad(i, "untaggedAfter %v: want a positive duration", rule.UntaggedAfter)
-		case rule.UntaggedAfter == 0 && rule.UntaggedAfterHours < 0:
-			bad(i, "untaggedAfterHours %d: want 1 or more, or leave it out to keep untagged manifests", rule.UntaggedAfterHours)
-		case rule.UntaggedAfter == 0:
-			c.untaggedAfter = time.Duration(rule.UntaggedAfterHours) * time.Hour
+		if rule.UntaggedAfter < 0 {
+			bad(i, "untaggedAfter %v: want a positive duration, or leave it out to keep untagged manifests", rule.UntaggedAfter)
 		}
 		p.rules = append(p.rules, c)
 	}
@@ -139,46 +149,4 @@ func (r Retention) Policy() (*Policy, error) {
 		return nil, err
 	}
 	return p, nil
-}
-
-// glob is a compiled repository pattern.
-type glob struct {
-	src string
-	re  *regexp.Regexp
-}
-
-// globChars is what a pattern may contain: the characters of repository
-// names, '/' and '*'.
-var globChars = regexp.MustCompile(`^[a-z0-9._/*-]+$`)
-
-// compileGlob turns a repository glob into an anchored regular expression:
-// "**" matches anything, "*" anything but '/'.
-func compileGlob(pattern string) (glob, error) {
-	if !globChars.MatchString(pattern) {
-		return glob{}, fmt.Errorf("%q: only lowercase letters, digits, '.', '_', '-', '/' and '*' are allowed", pattern)
-	}
-	if strings.Contains(pattern, "***") {
-		return glob{}, fmt.Errorf("%q: use '*' or '**'", pattern)
-	}
-	var b strings.Builder
-	b.WriteString("^")
-	for rest := pattern; rest != ""; {
-		switch {
-		case strings.HasPrefix(rest, "**"):
-			b.WriteString(".*")
-			rest = rest[2:]
-		case rest[0] == '*':
-			b.WriteString("[^/]*")
-			rest = rest[1:]
-		default:
-			i := strings.IndexByte(rest, '*')
-			if i < 0 {
-				i = len(rest)
-			}
-			b.WriteString(regexp.QuoteMeta(rest[:i]))
-			rest = rest[i:]
-		}
-	}
-	b.WriteString("$")
-	return glob{src: pattern, re: regexp.MustCompile(b.String())}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -17,7 +18,7 @@ func TestReachability(t *testing.T) {
 	t.Parallel()
 	backends(t, func(t *testing.T, e *env) {
 		ctx := t.Context()
-		untagged := mustPolicy(t, Rule{Repositories: []string{"**"}, UntaggedAfterHours: 1})
+		untagged := mustPolicy(t, Rule{Repositories: []string{"**"}, UntaggedAfter: time.Hour})
 
 		// A tagged image, and an untagged one sharing a base layer with it.
 		base := e.push("app", "base-layer")
@@ -193,7 +194,7 @@ func TestRetention(t *testing.T) {
 		e.wantImage("team/app", imgs["team/app:b"], true)
 
 		// With one, they go once old enough, and only them.
-		p = mustPolicy(t, Rule{Repositories: []string{"team/*"}, KeepLast: intp(2), KeepTags: []string{"^release-"}, UntaggedAfterHours: 1})
+		p = mustPolicy(t, Rule{Repositories: []string{"team/*"}, KeepLast: intp(2), KeepTags: []string{"^release-"}, UntaggedAfter: time.Hour})
 		e.run(p)
 		e.wantImage("team/app", imgs["team/app:b"], true)
 		e.later()
@@ -214,7 +215,7 @@ func TestRetention(t *testing.T) {
 func TestDryRun(t *testing.T) {
 	t.Parallel()
 	backends(t, func(t *testing.T, e *env) {
-		p := mustPolicy(t, Rule{Repositories: []string{"**"}, KeepLast: intp(1), UntaggedAfterHours: 1})
+		p := mustPolicy(t, Rule{Repositories: []string{"**"}, KeepLast: intp(1), UntaggedAfter: time.Hour})
 		e.image("app", "old", nil, "old")
 		e.image("app", "new", nil, "new")
 		e.push("app", "dangling")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berthhq/berth/internal/glob"
 	"github.com/berthhq/berth/metadata"
 )
 
@@ -18,7 +19,7 @@ type Policy struct {
 }
 
 type compiledRule struct {
-	repos []glob
+	repos []*glob.Pattern
 	// keepLast is the number of tags kept, or -1 for all.
 	keepLast int
 	keepTags []*regexp.Regexp
@@ -34,7 +35,7 @@ func (p *Policy) rule(repo string) *compiledRule {
 	}
 	for i := range p.rules {
 		for _, g := range p.rules[i].repos {
-			if g.re.MatchString(repo) {
+			if g.Match(repo) {
 				return &p.rules[i]
 			}
 		}

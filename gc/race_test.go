@@ -89,7 +89,7 @@ func TestManifestDuringSweep(t *testing.T) {
 	t.Parallel()
 	backends(t, func(t *testing.T, e *env) {
 		ctx := t.Context()
-		untagged := mustPolicy(t, Rule{Repositories: []string{"**"}, UntaggedAfterHours: 1})
+		untagged := mustPolicy(t, Rule{Repositories: []string{"**"}, UntaggedAfter: time.Hour})
 		cfg := e.push("app", "config")
 		layer := e.push("app", "layer")
 		child := manifest("child", mtManifest, []digest.Digest{cfg}, nil, "")

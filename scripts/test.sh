@@ -42,6 +42,12 @@ lint() {
   fi
   step "go vet ./..."
   go vet ./...
+  # The example module follows the root module through a replace directive: its go.mod and
+  # go.sum must list what the root module now needs.
+  if ! (cd examples/custom-driver && go mod tidy -diff >/dev/null); then
+    echo "examples/custom-driver: go.mod or go.sum is out of date; run: (cd examples/custom-driver && go mod tidy)" >&2
+    return 1
+  fi
   (cd examples/custom-driver && go vet ./...)
 }
 

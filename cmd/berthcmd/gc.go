@@ -23,8 +23,8 @@ func newGCCmd() *cobra.Command {
 		Use:   "gc",
 		Short: "Remove unreachable blobs and manifests (garbage collection)",
 		Long: `Remove what nothing keeps: manifests no tag reaches (when a retention rule
-sets untaggedAfterHours), tags retention rules drop, blob links no manifest
-needs, and blob bytes no repository links, older than gc.graceHours. It runs
+sets untaggedAfter), tags retention rules drop, blob links no manifest
+needs, and blob bytes no repository links, older than gc.grace. It runs
 while berth serves; one collection runs at a time per database (a second one
 stops with an error). It reads the same configuration as serve (--config,
 BERTH_CONFIG, BERTH_*, --data) and prints what it freed; with --dry-run it

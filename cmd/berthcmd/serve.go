@@ -229,8 +229,8 @@ func serve(ctx context.Context, cfg config.Config) error {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	go purgeUploads(ctx, log, blobs, time.Duration(cfg.Uploads.MaxAgeHours)*time.Hour)
-	if interval := cfg.GC.Interval(); interval > 0 {
+	go purgeUploads(ctx, log, blobs, cfg.Uploads.MaxAge)
+	if interval := cfg.GC.Interval; interval > 0 {
 		gcOpts, err := cfg.GC.Options(cfg.Retention)
 		if err != nil {
 			return err
@@ -297,7 +297,6 @@ func newGate(cfg config.Config, log *slog.Logger) (*auth.Gate, error) {
 			log.Warn("no users yet: the htpasswd file does not exist; add users with `berth user add`", "file", a.Htpasswd)
 		}
 	}
-	leeway := time.Duration(a.Token.LeewaySeconds) * time.Second
 	switch {
 	case a.Mode == config.AuthToken && a.Token.External():
 		opts.Verifier, err = auth.NewExternal(auth.ExternalOptions{
@@ -306,7 +305,7 @@ func newGate(cfg config.Config, log *slog.Logger) (*auth.Gate, error) {
 			JWKS:       a.Token.JWKS,
 			RootCerts:  a.Token.RootCerts,
 			Algorithms: a.Token.Algorithms,
-			Leeway:     leeway,
+			Leeway:     a.Token.Leeway,
 			Log:        log,
 		})
 		if err != nil {
@@ -320,9 +319,9 @@ func newGate(cfg config.Config, log *slog.Logger) (*auth.Gate, error) {
 		issuer, err := auth.NewIssuer(key, auth.IssuerOptions{
 			Issuer:     a.Token.Issuer,
 			Service:    a.Token.Service,
-			TTL:        time.Duration(a.Token.TTLSeconds) * time.Second,
-			RefreshTTL: time.Duration(a.Token.RefreshHours) * time.Hour,
-			Leeway:     leeway,
+			TTL:        a.Token.TTL,
+			RefreshTTL: a.Token.RefreshTTL,
+			Leeway:     a.Token.Leeway,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("token key %s: %w", a.Token.Key, err)

@@ -26,8 +26,9 @@ type Config struct {
 	PartSize int64 `yaml:"partSize"`
 	// Redirect sends blob GETs to presigned URLs.
 	Redirect bool `yaml:"redirect"`
-	// RedirectExpirySeconds is how long a presigned URL lives (0: default).
-	RedirectExpirySeconds int `yaml:"redirectExpirySeconds"`
+	// RedirectExpiry is how long a presigned URL lives (0: the default,
+	// 20m).
+	RedirectExpiry time.Duration `yaml:"redirectExpiry"`
 	// InsecureSkipVerify accepts any TLS certificate from the endpoint.
 	InsecureSkipVerify bool `yaml:"insecureSkipVerify"`
 	// MaxAttempts bounds retries of throttled or failed requests (0: default).
@@ -40,7 +41,7 @@ func (c *Config) Options() Options {
 		Endpoint: c.Endpoint, Region: c.Region, Bucket: c.Bucket, RootDirectory: c.RootDirectory,
 		AccessKey: c.AccessKey, SecretKey: c.SecretKey, SessionToken: c.SessionToken,
 		PathStyle: c.PathStyle, PartSize: c.PartSize, Redirect: c.Redirect,
-		RedirectExpiry:     time.Duration(c.RedirectExpirySeconds) * time.Second,
+		RedirectExpiry:     c.RedirectExpiry,
 		InsecureSkipVerify: c.InsecureSkipVerify, MaxAttempts: c.MaxAttempts,
 	}
 }
