@@ -109,10 +109,11 @@ func TestWorstCase(t *testing.T) {
 }
 
 // reference is the documented semantics written as a regular expression:
-// "**" is ".*", "*" is "[^/]*", everything else is literal.
+// "**" is ".*", "*" is "[^/]*", everything else is literal. "**" matches
+// any run of characters, new lines too (the s flag).
 func reference(pattern string) *regexp.Regexp {
 	var b strings.Builder
-	b.WriteString(`^`)
+	b.WriteString(`(?s)^`)
 	for i := 0; i < len(pattern); i++ {
 		switch {
 		case strings.HasPrefix(pattern[i:], "**"):
