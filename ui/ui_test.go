@@ -2,6 +2,7 @@ package ui_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -18,6 +19,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -43,7 +45,10 @@ type env struct {
 
 var users = map[string]string{"admin": "admin-pw", "reader": "reader-pw"}
 
-func newEnv(t *testing.T, open bool) *env {
+func newEnv(t *testing.T, open bool) *env { return newEnvWith(t, open, nil) }
+
+// newEnvWith is newEnv with the UI's options adjusted.
+func newEnvWith(t *testing.T, open bool, adjust func(*ui.Options)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	e := &env{t: t, htpasswd: filepath.Join(dir, "htpasswd")}
@@ -86,8 +91,12 @@ func newEnv(t *testing.T, open bool) *env {
 	if gate != nil {
 		api = gate.Wrap(reg)
 	}
-	u, err := ui.New(ui.Options{Resolver: conn, Meta: meta, Blobs: reg, API: reg, Gate: gate, SessionKey: bytes.Repeat([]byte{7}, 32),
-		Connectors: conn, Logger: quiet})
+	uo := ui.Options{Resolver: conn, Meta: meta, Blobs: reg, API: reg, Gate: gate, SessionKey: bytes.Repeat([]byte{7}, 32),
+		Connectors: conn, Logger: quiet}
+	if adjust != nil {
+		adjust(&uo)
+	}
+	u, err := ui.New(uo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -512,5 +521,34 @@ func TestOpenRegistry(t *testing.T) {
 	}
 	if p := b.get("/ui/m/any/app@v2"); p.status != http.StatusNotFound {
 		t.Errorf("unknown tag: %d", p.status)
+	}
+}
+
+func TestOperationsPage(t *testing.T) {
+	t.Parallel()
+	started := time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC)
+	e := newEnvWith(t, true, func(o *ui.Options) {
+		o.GCInterval = 24 * time.Hour
+		o.GCRuns = func() []gc.RunSummary {
+			return []gc.RunSummary{{Started: started, Finished: started.Add(1500 * time.Millisecond), Repositories: 3, Manifests: 2, Blobs: 4, BytesFreed: 3 << 20}}
+		}
+		o.WebhookDeliveries = func(context.Context, int) ([]ui.WebhookDelivery, error) {
+			return []ui.WebhookDelivery{{Webhook: "ci", Event: "push", Repository: "any/app", Status: "failed", Attempts: 3, At: started,
+				Error: "<b>refused</b>"}}, nil
+		}
+	})
+	e.pushImage("any/app", "v1", "amd64", nil, nil)
+	p := e.browser().get("/ui/ops")
+	if p.status != 200 {
+		t.Fatalf("GET /ui/ops: %d", p.status)
+	}
+	for _, want := range []string{"Scheduled every 24h0m0s", "2030-05-06 07:08 UTC", "3.0 MiB", "1.5s", "complete",
+		"Webhook deliveries", "&lt;b&gt;refused&lt;/b&gt;", `href="/ui/r/any/app"`} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("operations page lacks %q", want)
+		}
+	}
+	if strings.Contains(p.body, "<b>refused") {
+		t.Error("a delivery's error is not escaped")
 	}
 }
