@@ -369,3 +369,21 @@ func readLocation(dst *string) chromedp.Action[chromedp.Void] {
 		return chromedp.Void{}, err
 	}
 }
+
+// TestWebUIDisabled: with ui.enabled false, /ui/ and / are the registry's, as without a UI.
+func TestWebUIDisabled(t *testing.T) {
+	t.Parallel()
+	cfg := writeFile(t, t.TempDir(), "berth.yaml", []byte("ui:\n  enabled: false\n"))
+	b := startBerth(t, "--config", cfg)
+	hc := &http.Client{Transport: &http.Transport{Proxy: nil}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, p := range []string{"/ui/", "/"} {
+		resp, err := hc.Get(b.URL() + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Content-Security-Policy") != "" {
+			t.Errorf("GET %s with the UI off: %d %v, want the registry's 404", p, resp.StatusCode, resp.Header)
+		}
+	}
+}
