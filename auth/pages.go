@@ -14,9 +14,6 @@ var ErrNoPasswords = errors.New("no password sign-in: tokens come from an extern
 // What follows serves sign-in and rights for pages that people use (the
 // web UI): the same users, limiter and rules as the registry API.
 
-// Mode returns the Gate's mode (ModeBasic or ModeToken).
-func (g *Gate) Mode() string { return g.opts.Mode }
-
 // PasswordLogin reports whether users can sign in with a password.
 func (g *Gate) PasswordLogin() bool { return g.opts.Users != nil }
 
