@@ -50,6 +50,14 @@ type Config struct {
 	// Registries route repository names by prefix to hosted, cache
 	// (pull-through) and virtual registries; see package connector.
 	Registries connector.Config `yaml:"registries"`
+	// UI is the web UI; see package ui.
+	UI UI `yaml:"ui"`
+}
+
+// UI configures the web UI served under /ui/.
+type UI struct {
+	// Enabled serves it (the default).
+	Enabled bool `yaml:"enabled"`
 }
 
 // Server tunes the HTTP server.
@@ -202,6 +210,7 @@ func Default() Config {
 		Server:    Server{BodyIdleTimeout: time.Minute},
 		Log:       Log{Level: "info", Format: "text"},
 		GC:        gc.DefaultConfig(),
+		UI:        UI{Enabled: true},
 		Auth: Auth{
 			Mode:  AuthNone,
 			Realm: "berth",

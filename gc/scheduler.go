@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/berthhq/berth/metadata"
@@ -29,6 +31,57 @@ type Scheduler struct {
 	after func(time.Duration) <-chan time.Time
 	// jitter returns a factor in [0.9, 1.1); tests replace it.
 	jitter func() float64
+
+	mu     sync.Mutex
+	recent []RunSummary // newest first, at most keepRuns
+}
+
+// keepRuns is how many run summaries a Scheduler keeps.
+const keepRuns = 20
+
+// RunSummary is what one scheduled collection did, without the lists of
+// what it removed (a large collection's lists are long): what pages show
+// of the registry's collections.
+type RunSummary struct {
+	Started, Finished time.Time
+	// Repositories is how many repositories were examined.
+	Repositories int
+	// Tags (by retention), Manifests, Links and Blobs count what was
+	// removed; BytesFreed is the size of the blob bytes deleted.
+	Tags, Manifests, Links, Blobs int
+	BytesFreed                    int64
+	// Failures counts what failed without stopping the collection; Err
+	// is what stopped it, if anything did.
+	Failures int
+	Err      string
+}
+
+// Summarize returns the summary of a report.
+func (r *Report) Summarize() RunSummary {
+	return RunSummary{
+		Started: r.Started, Finished: r.Finished, Repositories: r.Repositories,
+		Tags: len(r.Tags), Manifests: len(r.Manifests), Links: len(r.Links), Blobs: len(r.Blobs),
+		BytesFreed: r.BytesFreed(), Failures: len(r.Errors),
+	}
+}
+
+// Recent returns the summaries of the last collections this scheduler
+// ran (skipped turns aside), newest first. They are kept in memory: a
+// restart forgets them (the database keeps the time of the last complete
+// one, metadata.Collector.LastGC).
+func (s *Scheduler) Recent() []RunSummary {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.recent)
+}
+
+func (s *Scheduler) remember(r RunSummary) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recent = slices.Insert(s.recent, 0, r)
+	if len(s.recent) > keepRuns {
+		s.recent = s.recent[:keepRuns]
+	}
 }
 
 // NewScheduler returns a scheduler of collections with opts every interval
@@ -98,8 +151,15 @@ func (s *Scheduler) runOnce(ctx context.Context) bool {
 		return false
 	case err != nil && rep == nil:
 		s.log.Error("gc: collection failed", "err", err)
+		now := s.opts.now()
+		s.remember(RunSummary{Started: now, Finished: now, Err: err.Error()})
 		return false
 	}
+	sum := rep.Summarize()
+	if err != nil {
+		sum.Err = err.Error()
+	}
+	s.remember(sum)
 	attrs := []any{
 		"blobs", len(rep.Blobs), "bytes", rep.BytesFreed(), "manifests", len(rep.Manifests),
 		"links", len(rep.Links), "tags", len(rep.Tags), "repositories", rep.Repositories,

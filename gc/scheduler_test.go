@@ -48,6 +48,10 @@ func TestScheduler(t *testing.T) {
 			t.Errorf("wait after a collection = %v, want about %v", d, interval)
 		}
 		e.wantBlob("app", stale, false, false)
+		runs := s.Recent()
+		if len(runs) != 1 || runs[0].Blobs == 0 || runs[0].BytesFreed <= 0 || runs[0].Err != "" || runs[0].Finished.Before(runs[0].Started) {
+			t.Errorf("Recent after a collection that freed a blob = %+v", runs)
+		}
 
 		// Another collection holds the lock: the turn is skipped, and the
 		// next comes after a tenth of the interval.
@@ -63,6 +67,9 @@ func TestScheduler(t *testing.T) {
 			t.Errorf("a skipped turn recorded a collection at %v", again)
 		}
 		release()
+		if got := s.Recent(); len(got) != 1 {
+			t.Errorf("Recent after a skipped turn holds %d runs, want 1 (skipped turns are not runs)", len(got))
+		}
 
 		cancel()
 		if err := <-done; !errors.Is(err, context.Canceled) {

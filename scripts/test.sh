@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # berth's test command. On a fresh Debian machine it installs what the tests need (Debian
-# packages and pinned peer clients, through the shared tools beside the repository), then:
+# packages, Chromium for the web UI's tests, and pinned peer clients, through the shared tools
+# beside the repository), then:
 #   gofmt -l (any file listed fails), go vet, unit tests with the race detector, the tests of
 #   the out-of-tree example module (examples/custom-driver), and the end-to-end suite in e2e/
 #   against the real binary. The storage drivers' tests run against MinIO, fake-gcs-server
@@ -57,7 +58,8 @@ install_deps() {
     soft_fail "$shared not found beside the repository"
     return 0
   fi
-  local debs=(skopeo docker.io postgresql)
+  # chromium: the web UI's end-to-end tests drive it headless.
+  local debs=(skopeo docker.io postgresql chromium)
   # The race detector needs cgo, hence a C toolchain.
   command -v gcc >/dev/null || debs+=(gcc libc6-dev)
   as_root bash "$shared/install-debs.sh" "${debs[@]}" || soft_fail "could not install ${debs[*]}"

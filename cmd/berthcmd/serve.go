@@ -200,10 +200,26 @@ func serve(ctx context.Context, cfg config.Config) error {
 	}
 	// The one request path: Handler (API version header, access log, body
 	// timeout) → the gate (authentication, the token service) → the
-	// registry (route, authorise once, resolve, answer).
-	var handler http.Handler = registry.New(blobs, content, opts)
+	// registry (route, authorise once, resolve, answer). The web UI sits
+	// beside the gate, inside Handler.
+	reg := registry.New(blobs, content, opts)
+	var handler http.Handler = reg
 	if gate != nil {
 		handler = gate.Wrap(handler)
+	}
+	var sched *gc.Scheduler
+	if interval := cfg.GC.Interval; interval > 0 {
+		gcOpts, err := cfg.GC.Options(cfg.Retention)
+		if err != nil {
+			return err
+		}
+		gcOpts.Log = log
+		sched = gc.NewScheduler(meta, blobs, interval, gcOpts)
+	}
+	if cfg.UI.Enabled {
+		if handler, err = mountUI(cfg, log, handler, reg, meta, conn, gate, sched); err != nil {
+			return err
+		}
 	}
 	handler = registry.Handler(handler, registry.HandlerOptions{Logger: log, BodyIdleTimeout: cfg.Server.BodyIdleTimeout})
 	var tlsConfig *tls.Config
@@ -230,13 +246,8 @@ func serve(ctx context.Context, cfg config.Config) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	go purgeUploads(ctx, log, blobs, cfg.Uploads.MaxAge)
-	if interval := cfg.GC.Interval; interval > 0 {
-		gcOpts, err := cfg.GC.Options(cfg.Retention)
-		if err != nil {
-			return err
-		}
-		gcOpts.Log = log
-		go func() { _ = gc.NewScheduler(meta, blobs, interval, gcOpts).Run(ctx) }()
+	if sched != nil {
+		go func() { _ = sched.Run(ctx) }()
 	}
 	log.Info("berth listening", "addr", ln.Addr().String(), "data", cfg.Data, "storage", cfg.Storage.Driver, "metadata", cfg.Metadata.Driver,
 		"auth", cfg.Auth.Mode, "tls", tlsConfig != nil)
