@@ -94,7 +94,7 @@ type Store struct {
 	// committed changes (Changes).
 	changes    metadata.Broadcast
 	listenOnce sync.Once
-	listening  chan struct{} // closed once the first LISTEN was tried
+	listening  chan struct{}   // closed once the first LISTEN was tried
 	ctx        context.Context // cancelled by Close
 	cancel     context.CancelFunc
 
