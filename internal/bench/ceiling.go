@@ -191,4 +191,3 @@ func NewCeiling(self, dir string) *Server {
 		},
 	}
 }
-
