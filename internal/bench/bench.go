@@ -34,6 +34,7 @@ type Sizes struct {
 	CacheLayer  int64         // large layer pulled through the caches
 	S3Blob      int64         // blob pushed and pulled on MinIO and the cloud emulators
 	PGRepos     int           // catalog size on PostgreSQL metadata
+	GCRepos     int           // repositories a collection removes tags from
 }
 
 // FullSizes are the workloads the targets are stated for.
@@ -54,6 +55,7 @@ func FullSizes() Sizes {
 		CacheLayer:  256 << 20,
 		S3Blob:      1 << 30,
 		PGRepos:     100000,
+		GCRepos:     2000,
 	}
 }
 
@@ -75,6 +77,7 @@ func QuickSizes() Sizes {
 		CacheLayer:  32 << 20,
 		S3Blob:      64 << 20,
 		PGRepos:     2000,
+		GCRepos:     300,
 	}
 }
 
@@ -89,7 +92,7 @@ const (
 )
 
 // Workloads lists every workload name in the order they run.
-var Workloads = []string{WorkBlob, WorkConcurrent, WorkManifest, WorkTags, WorkCatalog, WorkCache, WorkCopy, WorkS3, WorkCloud, WorkPGCatalog}
+var Workloads = []string{WorkBlob, WorkConcurrent, WorkManifest, WorkTags, WorkCatalog, WorkCache, WorkCopy, WorkS3, WorkCloud, WorkPGCatalog, WorkGC}
 
 // Config is one benchmark run.
 type Config struct {
@@ -438,6 +441,7 @@ func (r *runner) workloads(ctx context.Context, rep *Report) error {
 		{WorkS3, r.s3Workload},
 		{WorkCloud, r.cloudWorkload},
 		{WorkPGCatalog, r.pgCatalogWorkload},
+		{WorkGC, r.gcWorkload},
 	} {
 		if !r.cfg.wants(st.name) {
 			continue
