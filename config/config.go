@@ -23,6 +23,7 @@ import (
 	"github.com/berthhq/berth/gc"
 	"github.com/berthhq/berth/internal/glob"
 	"github.com/berthhq/berth/mediatype"
+	"github.com/berthhq/berth/metadata"
 )
 
 // Config is the whole configuration. The yaml names are the file's keys;
@@ -78,6 +79,9 @@ type Manifests struct {
 	// DeleteReferenced allows deleting a manifest that an index in the
 	// same repository lists, which leaves that index unpullable.
 	DeleteReferenced bool `yaml:"deleteReferenced"`
+	// CacheBytes bounds the manifests kept in memory for GETs by tag and
+	// digest (0 turns the cache off).
+	CacheBytes int64 `yaml:"cacheBytes"`
 }
 
 // Uploads tunes upload sessions.
@@ -205,7 +209,7 @@ func Default() Config {
 		Data:      "./berth-data",
 		Storage:   Storage{Driver: "filesystem"},
 		Metadata:  Metadata{Driver: "sqlite"},
-		Manifests: Manifests{MaxSize: mediatype.MaxManifestSize},
+		Manifests: Manifests{MaxSize: mediatype.MaxManifestSize, CacheBytes: metadata.DefaultCacheBytes},
 		Uploads:   Uploads{MaxAge: 168 * time.Hour},
 		Server:    Server{BodyIdleTimeout: time.Minute},
 		Log:       Log{Level: "info", Format: "text"},
@@ -402,6 +406,9 @@ func (c *Config) Validate() error {
 		bad("server.bodyIdleTimeout %v: want from 1s to 1h", d)
 	}
 	c.validateBackends(bad)
+	if c.Manifests.CacheBytes < 0 || c.Manifests.CacheBytes > 1<<34 {
+		bad("manifests.cacheBytes %d: want from 0 (off) to 17179869184 bytes", c.Manifests.CacheBytes)
+	}
 	if c.Manifests.MaxSize < 1024 || c.Manifests.MaxSize > 1<<30 {
 		bad("manifests.maxSize %d: want from 1024 to 1073741824 bytes", c.Manifests.MaxSize)
 	}

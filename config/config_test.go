@@ -11,6 +11,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/berthhq/berth/metadata"
 	"github.com/berthhq/berth/storage/driver/s3"
 )
 
@@ -106,7 +107,7 @@ log:
 	want := Default()
 	want.Addr, want.Data = "0.0.0.0:6000", "/var/lib/berth"
 	want.Storage.Driver = "inmemory"
-	want.Manifests = Manifests{MaxSize: 65536, RequireLayers: true}
+	want.Manifests = Manifests{MaxSize: 65536, RequireLayers: true, CacheBytes: metadata.DefaultCacheBytes}
 	want.Uploads.MaxAge = 12 * time.Hour
 	want.Log = Log{Level: "debug", Format: "json"}
 	if !reflect.DeepEqual(c, want) {
@@ -283,7 +284,7 @@ func TestApplyEnv(t *testing.T) {
 	want.Addr, want.Data = "0.0.0.0:7000", "/data=with=equals"
 	want.Storage.Driver = "inmemory"
 	want.Metadata.Path = "/m.db"
-	want.Manifests = Manifests{MaxSize: 2048, RequireLayers: true}
+	want.Manifests = Manifests{MaxSize: 2048, RequireLayers: true, CacheBytes: metadata.DefaultCacheBytes}
 	want.Uploads.MaxAge = 3 * time.Hour
 	want.Log = Log{Level: "error", Format: "json"}
 	if !reflect.DeepEqual(c, want) {

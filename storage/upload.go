@@ -536,10 +536,17 @@ func (s *Store) finishByCopy(ctx context.Context, id string, expected digest.Dig
 	return n, nil
 }
 
-// Put stores body as blob expected in one go (a monolithic upload).
+// Put stores body as blob expected in one go (a monolithic upload). On a
+// driver that publishes only verified writes (driver.VerifiedWriter: object
+// stores), the bytes go straight to the blob's path, hashed on the way, and
+// become the blob only if they match: no upload session, no copy to move
+// or read back.
 func (s *Store) Put(ctx context.Context, repo string, expected digest.Digest, body io.Reader) (int64, error) {
 	if err := ValidateDigest(expected); err != nil {
 		return 0, err
+	}
+	if vw, ok := s.d.(driver.VerifiedWriter); ok {
+		return s.putVerified(ctx, vw, expected, body)
 	}
 	u, err := s.StartUpload(ctx, repo)
 	if err != nil {
@@ -550,6 +557,44 @@ func (s *Store) Put(ctx context.Context, repo string, expected digest.Digest, bo
 		_ = s.d.Delete(ctx, uploadDir(u.ID))
 	}
 	return size, err
+}
+
+// putVerified is Put through a driver.VerifiedWriter.
+func (s *Store) putVerified(ctx context.Context, vw driver.VerifiedWriter, expected digest.Digest, body io.Reader) (int64, error) {
+	h := expected.Algorithm().Hash()
+	src := &sourceReader{r: body}
+	var got digest.Digest
+	n, err := vw.WriteVerified(ctx, blobPath(expected), io.TeeReader(src, h), func() error {
+		got = digest.NewDigest(expected.Algorithm(), h)
+		if got != expected {
+			return fmt.Errorf("%w: expected %s, content has %s", ErrDigestMismatch, expected, got)
+		}
+		return nil
+	})
+	switch {
+	case err == nil:
+		return n, nil
+	case src.err != nil:
+		return n, fmt.Errorf("store blob %s: %w: %w", expected, ErrSourceBroken, src.err)
+	case errors.Is(err, ErrDigestMismatch):
+		return n, err
+	}
+	return n, fmt.Errorf("store blob %s: %w", expected, err)
+}
+
+// sourceReader remembers the error of the body it reads, to tell a client
+// that broke off from a failing backend.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	return n, err
 }
 
 // Cancel discards session id of repo. A request writing into the session

@@ -35,6 +35,13 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 4 && os.Args[1] == bench.CeilingCommand {
+		if err := bench.ServeCeiling(os.Args[2], os.Args[3]); err != nil {
+			fmt.Fprintln(os.Stderr, "berth-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == serveProfiledCmd {
 		if err := serveProfiled(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "berth-bench:", err)
@@ -68,6 +75,7 @@ func run() error {
 		flag.Usage()
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(flag.Args(), " "))
 	}
+	var err error
 	repsSet := false
 	flag.Visit(func(f *flag.Flag) { repsSet = repsSet || f.Name == "reps" })
 
@@ -79,6 +87,9 @@ func run() error {
 		Keep:  *keep,
 		Berth: *berth,
 		Log:   os.Stderr,
+	}
+	if cfg.Self, err = os.Executable(); err != nil {
+		return err
 	}
 	if *quick {
 		cfg.Sizes = bench.QuickSizes()

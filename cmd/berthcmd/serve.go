@@ -174,6 +174,14 @@ func serve(ctx context.Context, cfg config.Config) error {
 	// collection's lock, that the bytes are still stored (gc.Guard).
 	// Garbage collection gets the store itself.
 	content := gc.Guard(meta, blobs)
+	if n, ok := meta.(metadata.Notifier); ok && cfg.Manifests.CacheBytes > 0 {
+		// Manifests by tag and digest from memory, dropped on every change
+		// any writer (this process, garbage collection, another replica)
+		// makes to the repository.
+		mc := metadata.NewCache(content, n, int(cfg.Manifests.CacheBytes))
+		defer mc.Close()
+		content = mc
+	}
 	gate, err := newGate(cfg, log)
 	if err != nil {
 		return err

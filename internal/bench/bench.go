@@ -35,6 +35,7 @@ type Sizes struct {
 	S3Blob      int64         // blob pushed and pulled on MinIO and the cloud emulators
 	PGRepos     int           // catalog size on PostgreSQL metadata
 	UIRepos     int           // repositories behind the web UI's pages
+	GCRepos     int           // repositories a collection removes tags from
 }
 
 // FullSizes are the workloads the targets are stated for.
@@ -56,6 +57,7 @@ func FullSizes() Sizes {
 		S3Blob:      1 << 30,
 		PGRepos:     100000,
 		UIRepos:     100000,
+		GCRepos:     2000,
 	}
 }
 
@@ -78,6 +80,7 @@ func QuickSizes() Sizes {
 		S3Blob:      64 << 20,
 		PGRepos:     2000,
 		UIRepos:     2000,
+		GCRepos:     300,
 	}
 }
 
@@ -92,7 +95,7 @@ const (
 )
 
 // Workloads lists every workload name in the order they run.
-var Workloads = []string{WorkBlob, WorkConcurrent, WorkManifest, WorkTags, WorkCatalog, WorkCache, WorkCopy, WorkS3, WorkCloud, WorkPGCatalog, WorkUI}
+var Workloads = []string{WorkBlob, WorkConcurrent, WorkManifest, WorkTags, WorkCatalog, WorkCache, WorkCopy, WorkS3, WorkCloud, WorkPGCatalog, WorkUI, WorkGC}
 
 // Config is one benchmark run.
 type Config struct {
@@ -116,6 +119,9 @@ type Config struct {
 	BerthCommand func(addr, dataDir, label string) *exec.Cmd
 	// Log receives progress.
 	Log io.Writer
+	// Self is this program's path: the ceiling server runs as it
+	// (CeilingCommand). Without it there is no ceiling.
+	Self string
 }
 
 func (c *Config) wants(name string) bool {
@@ -205,7 +211,15 @@ type runner struct {
 	servers []*Server // the pair under test: berth, then distribution
 	clients []*Client
 	started []*Server // every server started, for stopAll
+	// ceiling is the bare server of the same requests (ceiling.go), run
+	// beside the pair of the main phase; nil when there is none.
+	ceiling       *Server
+	ceilingClient *Client
 }
+
+// Index of the ceiling in a measurement, after berth (0) and
+// distribution (1).
+const ceilingIndex = 2
 
 func (r *runner) logf(format string, args ...any) {
 	fmt.Fprintf(r.log, format+"\n", args...)
@@ -217,7 +231,17 @@ func (r *runner) startPair(ctx context.Context, phase string) error {
 	r.stopPair()
 	bdir := filepath.Join(r.dir, phase+"-berth")
 	ddir := filepath.Join(r.dir, phase+"-distribution")
-	b := NewBerth(r.tools.Berth, bdir)
+	var env []string
+	if phase == "main" {
+		// A virtual registry over the hosted names, for the manifest
+		// workload's comparison of the two.
+		cfg := filepath.Join(r.dir, phase+"-berth.yaml")
+		if err := os.WriteFile(cfg, []byte(berthMainConfig), 0o644); err != nil {
+			return err
+		}
+		env = append(env, "BERTH_CONFIG="+cfg)
+	}
+	b := NewBerth(r.tools.Berth, bdir, env...)
 	if r.cfg.BerthCommand != nil {
 		b.command = func(addr string) *exec.Cmd { return r.cfg.BerthCommand(addr, bdir, b.label) }
 	}
@@ -245,6 +269,13 @@ func (r *runner) restart(ctx context.Context, label string) error {
 		}
 		r.clients[i] = NewClient(s.URL(), 128)
 	}
+	if r.ceiling != nil {
+		r.ceilingClient.Close()
+		if err := r.ceiling.Restart(ctx); err != nil {
+			return err
+		}
+		r.ceilingClient = NewClient(r.ceiling.URL(), 128)
+	}
 	return nil
 }
 
@@ -256,6 +287,28 @@ func (r *runner) stopPair() {
 		}
 	}
 	r.servers, r.clients = nil, nil
+	if r.ceiling != nil {
+		r.ceilingClient.Close()
+		if err := r.ceiling.Stop(); err != nil {
+			r.logf("warning: %v", err)
+		}
+		r.ceiling, r.ceilingClient = nil, nil
+	}
+}
+
+// startCeiling starts the ceiling server beside the pair, on a fresh
+// directory named after phase.
+func (r *runner) startCeiling(ctx context.Context, phase string) error {
+	if r.cfg.Self == "" {
+		return nil
+	}
+	c := NewCeiling(r.cfg.Self, filepath.Join(r.dir, phase+"-ceiling"))
+	if err := c.Start(ctx); err != nil {
+		return err
+	}
+	r.started = append(r.started, c)
+	r.ceiling, r.ceilingClient = c, NewClient(c.URL(), 128)
+	return nil
 }
 
 func (r *runner) stopAll() {
@@ -267,7 +320,7 @@ func (r *runner) stopAll() {
 
 // measurement collects one value per run and server.
 type measurement struct {
-	vals [2][]float64
+	vals [3][]float64
 }
 
 func (m *measurement) add(server int, v float64) { m.vals[server] = append(m.vals[server], v) }
@@ -278,20 +331,40 @@ func (m *measurement) max(server int) float64    { return Max(m.vals[server]) }
 // and records each server's peak RSS of every run in rss (MiB). With
 // restartEach the servers restart before each run.
 func (r *runner) alternate(ctx context.Context, label string, restartEach bool, rss *measurement, fn func(i int, s *Server, c *Client) error) error {
+	return r.alternateWith(ctx, label, restartEach, false, rss, fn)
+}
+
+// alternateCeiling is alternate with the ceiling as a third server (index
+// ceilingIndex), when there is one.
+func (r *runner) alternateCeiling(ctx context.Context, label string, restartEach bool, rss *measurement, fn func(i int, s *Server, c *Client) error) error {
+	return r.alternateWith(ctx, label, restartEach, r.ceiling != nil, rss, fn)
+}
+
+func (r *runner) alternateWith(ctx context.Context, label string, restartEach, ceiling bool, rss *measurement, fn func(i int, s *Server, c *Client) error) error {
+	servers, clients := r.servers, r.clients
+	if ceiling {
+		servers = append(slices.Clone(servers), r.ceiling)
+		clients = append(slices.Clone(clients), r.ceilingClient)
+	}
 	for rep := range r.cfg.Reps {
 		if restartEach {
 			if err := r.restart(ctx, fmt.Sprintf("%s-%d", label, rep+1)); err != nil {
 				return err
 			}
+			servers, clients = r.servers, r.clients
+			if ceiling {
+				servers = append(slices.Clone(servers), r.ceiling)
+				clients = append(slices.Clone(clients), r.ceilingClient)
+			}
 		}
-		for i, s := range r.servers {
+		for i, s := range servers {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 			if err := s.ResetPeakRSS(); err != nil {
 				return err
 			}
-			if err := fn(i, s, r.clients[i]); err != nil {
+			if err := fn(i, s, clients[i]); err != nil {
 				return fmt.Errorf("%s on %s: %w", label, s.Name, err)
 			}
 			peak, err := s.PeakRSS()
@@ -314,6 +387,9 @@ func rssRow(rss *measurement) Row {
 func (r *runner) workloads(ctx context.Context, rep *Report) error {
 	if r.cfg.wants(WorkBlob) || r.cfg.wants(WorkConcurrent) || r.cfg.wants(WorkManifest) || r.cfg.wants(WorkTags) {
 		if err := r.startPair(ctx, "main"); err != nil {
+			return err
+		}
+		if err := r.startCeiling(ctx, "main"); err != nil {
 			return err
 		}
 		steps := []struct {
@@ -369,6 +445,7 @@ func (r *runner) workloads(ctx context.Context, rep *Report) error {
 		{WorkCloud, r.cloudWorkload},
 		{WorkPGCatalog, r.pgCatalogWorkload},
 		{WorkUI, r.uiWorkload},
+		{WorkGC, r.gcWorkload},
 	} {
 		if !r.cfg.wants(st.name) {
 			continue

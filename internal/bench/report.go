@@ -29,6 +29,23 @@ type Row struct {
 	// Peer, when set, names what the Dist column holds instead of
 	// distribution (crane, skopeo, the upstream, berth hosted).
 	Peer string
+	// Ceiling is the same figure of the ceiling server (ceiling.go), or 0
+	// when it was not measured.
+	Ceiling float64
+	// CeilingTarget, when set, is a target stated against the ceiling;
+	// Target then stays for one against distribution, if any.
+	CeilingTarget *Target
+}
+
+// Fraction is berth/ceiling.
+func (r Row) Fraction() float64 { return r.Berth / r.Ceiling }
+
+// ceilingCells renders the ceiling and berth/ceiling cells.
+func (r Row) ceilingCells() (string, string) {
+	if r.Ceiling == 0 {
+		return "", ""
+	}
+	return withUnit(r.Ceiling, r.Unit), formatRatio(r.Fraction())
 }
 
 // peerCell renders the Dist value, naming the peer when it is not
@@ -187,9 +204,13 @@ func (r *Report) Markdown() string {
 	}
 	w("\nBoth servers fsync a blob before they acknowledge it, so the fraction is taken against the disk rate with fsync.\n\n")
 
-	w("## Targets\n\n| target | berth | distribution | berth/distribution | result |\n|---|---:|---:|---:|---|\n")
+	w("## Targets\n\n| target | berth | compared with | ratio | result |\n|---|---:|---:|---:|---|\n")
 	for _, s := range r.Sections {
 		for _, row := range s.Rows {
+			if t := row.CeilingTarget; t != nil {
+				w("| %s | %s | ceiling: %s | %s | %s |\n", cell(t.Text), withUnit(row.Berth, row.Unit), withUnit(row.Ceiling, row.Unit),
+					formatRatio(row.Fraction()), result(t))
+			}
 			if row.Target == nil {
 				continue
 			}
@@ -203,15 +224,32 @@ func (r *Report) Markdown() string {
 		if s.About != "" {
 			w("%s\n\n", s.About)
 		}
-		w("| metric | berth | distribution | berth/distribution | target |\n|---|---:|---:|---:|---|\n")
+		withCeiling := false
+		for _, row := range s.Rows {
+			withCeiling = withCeiling || row.Ceiling != 0
+		}
+		if withCeiling {
+			w("| metric | berth | distribution | berth/distribution | ceiling | berth/ceiling | target |\n|---|---:|---:|---:|---:|---:|---|\n")
+		} else {
+			w("| metric | berth | distribution | berth/distribution | target |\n|---|---:|---:|---:|---|\n")
+		}
 		for _, row := range s.Rows {
 			metric := row.Metric
 			if row.LowerIsBetter {
 				metric += " (lower is better)"
 			}
-			t := ""
-			if row.Target != nil {
-				t = row.Target.Text + ": " + result(row.Target)
+			var ts []string
+			for _, t := range []*Target{row.CeilingTarget, row.Target} {
+				if t != nil {
+					ts = append(ts, t.Text+": "+result(t))
+				}
+			}
+			t := strings.Join(ts, "; ")
+			if withCeiling {
+				c, f := row.ceilingCells()
+				w("| %s | %s | %s | %s | %s | %s | %s |\n", cell(metric), withUnit(row.Berth, row.Unit), cell(row.peerCell()),
+					formatRatio(row.Ratio()), c, f, cell(t))
+				continue
 			}
 			w("| %s | %s | %s | %s | %s |\n", cell(metric), withUnit(row.Berth, row.Unit), cell(row.peerCell()),
 				formatRatio(row.Ratio()), cell(t))

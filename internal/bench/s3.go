@@ -16,6 +16,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -165,7 +168,7 @@ func (r *runner) s3Workload(ctx context.Context, rep *Report) error {
 		return err
 	}
 	defer m.Stop()
-	for _, b := range []string{"berth", "distribution"} {
+	for _, b := range []string{"berth", "distribution", "ceiling"} {
 		if err := m.CreateBucket(ctx, b); err != nil {
 			return err
 		}
@@ -214,6 +217,16 @@ func (r *runner) s3Workload(ctx context.Context, rep *Report) error {
 			deleteBlob(ctx, c, repo, last[i])
 		}
 		last[i] = dg
+		if i == 1 {
+			// The S3 ceiling takes its turn after the two servers.
+			syncAll()
+			rate, err := m.s3Ceiling(ctx, "ceiling", "blob", data, 32<<20)
+			if err != nil {
+				return fmt.Errorf("S3 ceiling: %w", err)
+			}
+			push.add(ceilingIndex, rate)
+			r.logf("  %-12s %7.1f MiB/s", "ceiling", rate)
+		}
 		return nil
 	})
 	if err != nil {
@@ -240,13 +253,57 @@ func (r *runner) s3Workload(ctx context.Context, rep *Report) error {
 	}
 	rep.Sections = append(rep.Sections, Section{
 		Name:  name,
-		About: fmt.Sprintf("berth (`storage.driver: s3`, `pathStyle: true`, default 32 MiB parts) and distribution (its s3 driver: `regionendpoint`, `forcepathstyle`, `secure: false`, region us-east-1, `redirect.disable: true` so that it serves blobs itself as berth does by default) store in separate buckets of one MinIO server (single drive, on the same disk, from install-peers.sh). One client pushes a %s blob as a monolithic upload and GETs it (warm, discarding the body), taking turns.", sizeName(size)),
+		About: fmt.Sprintf("berth (`storage.driver: s3`, `pathStyle: true`, default 32 MiB parts) and distribution (its s3 driver: `regionendpoint`, `forcepathstyle`, `secure: false`, region us-east-1, `redirect.disable: true` so that it serves blobs itself as berth does by default) store in separate buckets of one MinIO server (single drive, on the same disk, from install-peers.sh). One client pushes a %s blob as a monolithic upload and GETs it (warm, discarding the body), taking turns; the ceiling is the same bytes written to a third bucket of the same MinIO directly with the AWS SDK, as one multipart upload of 32 MiB parts sent one after the other.", sizeName(size)),
 		Rows: []Row{
-			{Metric: "monolithic push", Unit: "MiB/s", Berth: push.median(0), Dist: push.median(1)},
+			s3PushRow(&push, size),
 			{Metric: "GET", Unit: "MiB/s", Berth: get.median(0), Dist: get.median(1)},
 			{Metric: "peak RSS, monolithic push", Unit: "MiB", Berth: pushRSS.max(0), Dist: pushRSS.max(1), LowerIsBetter: true},
 			{Metric: "peak RSS, GET", Unit: "MiB", Berth: getRSS.max(0), Dist: getRSS.max(1), LowerIsBetter: true},
 		},
 	})
 	return nil
+}
+
+// s3PushRow is the monolithic push on MinIO, with the S3 ceiling.
+func s3PushRow(push *measurement, size int64) Row {
+	row := Row{Metric: "monolithic push", Unit: "MiB/s", Berth: push.median(0), Dist: push.median(1), Ceiling: push.median(ceilingIndex)}
+	if row.Ceiling > 0 {
+		row.CeilingTarget = &Target{Text: sizeName(size) + " push on MinIO ≥ 0.9 of the S3 ceiling (the SDK's multipart upload to the same MinIO)", Met: row.Fraction() >= 0.9}
+	}
+	return row
+}
+
+// s3Ceiling is the S3 ceiling: the same bytes written to the same MinIO
+// directly with the SDK, as one multipart upload of parts of berth's
+// default size (32 MiB) sent one after the other, as berth's driver does
+// from one request's stream. It returns the rate in MiB/s.
+func (m *minio) s3Ceiling(ctx context.Context, bucket, key string, data []byte, partSize int) (float64, error) {
+	client := s3.New(s3.Options{
+		Region:       minioRegion,
+		BaseEndpoint: aws.String(m.Endpoint),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider(minioUser, minioPassword, ""),
+	})
+	start := time.Now()
+	up, err := client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: &key})
+	if err != nil {
+		return 0, err
+	}
+	var parts []types.CompletedPart
+	for off, n := 0, int32(1); off < len(data); off, n = off+partSize, n+1 {
+		end := min(off+partSize, len(data))
+		out, err := client.UploadPart(ctx, &s3.UploadPartInput{Bucket: &bucket, Key: &key, UploadId: up.UploadId,
+			PartNumber: aws.Int32(n), Body: bytes.NewReader(data[off:end]), ContentLength: aws.Int64(int64(end - off))})
+		if err != nil {
+			return 0, err
+		}
+		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(n), ETag: out.ETag})
+	}
+	if _, err := client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &bucket, Key: &key, UploadId: up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}}); err != nil {
+		return 0, err
+	}
+	rate := Rate(int64(len(data)), time.Since(start))
+	_, _ = client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: &key})
+	return rate, nil
 }

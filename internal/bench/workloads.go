@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,7 +53,7 @@ func (r *runner) blobWorkload(ctx context.Context, rep *Report) error {
 		return err
 	}
 	r.logf("%s: monolithic push", name)
-	err := r.alternate(ctx, "monolithic push", false, &monoRSS, func(i int, s *Server, c *Client) error {
+	err := r.alternateCeiling(ctx, "monolithic push", false, &monoRSS, func(i int, s *Server, c *Client) error {
 		d := b.Next()
 		syncAll()
 		start := time.Now()
@@ -62,6 +63,9 @@ func (r *runner) blobWorkload(ctx context.Context, rep *Report) error {
 		rate := Rate(size, time.Since(start))
 		mono.add(i, rate)
 		r.logf("  %-12s %7.1f MiB/s", s.Name, rate)
+		if i == ceilingIndex {
+			return removeBlob(s, d)
+		}
 		if last[i] != "" {
 			if err := removeBlob(s, last[i]); err != nil {
 				return err
@@ -79,7 +83,7 @@ func (r *runner) blobWorkload(ctx context.Context, rep *Report) error {
 		return err
 	}
 	r.logf("%s: chunked push (%s PATCHes)", name, sizeName(int64(r.sz.Chunk)))
-	err = r.alternate(ctx, "chunked push", false, &chunkedRSS, func(i int, s *Server, c *Client) error {
+	err = r.alternateCeiling(ctx, "chunked push", false, &chunkedRSS, func(i int, s *Server, c *Client) error {
 		d := b.Next()
 		syncAll()
 		start := time.Now()
@@ -125,8 +129,15 @@ func (r *runner) blobWorkload(ctx context.Context, rep *Report) error {
 	}
 
 	bound := rep.Limits.UploadBound()
-	monoRow := Row{Metric: "monolithic push", Unit: "MiB/s", Berth: mono.median(0), Dist: mono.median(1)}
+	monoRow := Row{Metric: "monolithic push", Unit: "MiB/s", Berth: mono.median(0), Dist: mono.median(1), Ceiling: mono.median(ceilingIndex)}
 	monoRow.Target = &Target{Text: sizeName(size) + " monolithic push ≥ 1.5× distribution", Met: monoRow.Ratio() >= 1.5}
+	if monoRow.Ceiling > 0 {
+		monoRow.CeilingTarget = &Target{Text: sizeName(size) + " monolithic push ≥ 0.95 of the PUT ceiling", Met: monoRow.Fraction() >= 0.95}
+	}
+	chunkRow := Row{Metric: "chunked push", Unit: "MiB/s", Berth: chunked.median(0), Dist: chunked.median(1), Ceiling: chunked.median(ceilingIndex)}
+	if chunkRow.Ceiling > 0 {
+		chunkRow.CeilingTarget = &Target{Text: fmt.Sprintf("%s chunked push (%s chunks) ≥ 0.9 of the PUT ceiling", sizeName(size), sizeName(int64(r.sz.Chunk))), Met: chunkRow.Fraction() >= 0.9}
+	}
 	frac := Row{Metric: "monolithic push / upload bound", Unit: "%", Berth: 100 * mono.median(0) / bound, Dist: 100 * mono.median(1) / bound}
 	frac.Target = &Target{Text: fmt.Sprintf("%s monolithic push ≥ 80 %% of min(SHA-256, disk) = %s MiB/s", sizeName(size), formatNum(bound)), Met: frac.Berth >= 80}
 	getRow := Row{Metric: "GET", Unit: "MiB/s", Berth: get.median(0), Dist: get.median(1)}
@@ -138,10 +149,10 @@ func (r *runner) blobWorkload(ctx context.Context, rep *Report) error {
 			sizeName(size), sizeName(int64(r.sz.Chunk))),
 		Rows: []Row{
 			monoRow, frac,
-			{Metric: "chunked push", Unit: "MiB/s", Berth: chunked.median(0), Dist: chunked.median(1)},
+			chunkRow,
 			getRow,
-			{Metric: "peak RSS, monolithic push", Unit: "MiB", Berth: monoRSS.max(0), Dist: monoRSS.max(1), LowerIsBetter: true},
-			{Metric: "peak RSS, chunked push", Unit: "MiB", Berth: chunkedRSS.max(0), Dist: chunkedRSS.max(1), LowerIsBetter: true},
+			{Metric: "peak RSS, monolithic push", Unit: "MiB", Berth: monoRSS.max(0), Dist: monoRSS.max(1), Ceiling: monoRSS.max(ceilingIndex), LowerIsBetter: true},
+			{Metric: "peak RSS, chunked push", Unit: "MiB", Berth: chunkedRSS.max(0), Dist: chunkedRSS.max(1), Ceiling: chunkedRSS.max(ceilingIndex), LowerIsBetter: true},
 			{Metric: "peak RSS, GET", Unit: "MiB", Berth: getRSS.max(0), Dist: getRSS.max(1), LowerIsBetter: true},
 		},
 	})
@@ -160,7 +171,7 @@ func (r *runner) concurrentWorkload(ctx context.Context, rep *Report) error {
 	}
 	var thr, rss measurement
 	r.logf("%s", name)
-	err := r.alternate(ctx, "concurrent push", true, &rss, func(i int, s *Server, c *Client) error {
+	err := r.alternateCeiling(ctx, "concurrent push", true, &rss, func(i int, s *Server, c *Client) error {
 		digests := make([]digest.Digest, n)
 		for j, b := range blobs {
 			digests[j] = b.Next()
@@ -199,14 +210,16 @@ func (r *runner) concurrentWorkload(ctx context.Context, rep *Report) error {
 		return err
 	}
 	rssR := rssRow(&rss)
+	rssR.Ceiling = rss.max(ceilingIndex)
 	rssR.Target = &Target{Text: fmt.Sprintf("peak RSS with %d concurrent %s pushes ≤ distribution", n, sizeName(size)), Met: rssR.Berth <= rssR.Dist}
+	thrR := Row{Metric: "throughput", Unit: "MiB/s", Berth: thr.median(0), Dist: thr.median(1), Ceiling: thr.median(ceilingIndex)}
+	if thrR.Ceiling > 0 {
+		thrR.CeilingTarget = &Target{Text: fmt.Sprintf("%d concurrent %s pushes ≥ 0.9 of the ceiling server under the same concurrency", n, sizeName(size)), Met: thrR.Fraction() >= 0.9}
+	}
 	rep.Sections = append(rep.Sections, Section{
 		Name:  name,
 		About: fmt.Sprintf("%d clients at once each push a %s blob (monolithic) to a repository of its own. Throughput is all bytes over the wall time of the whole batch.", n, sizeName(size)),
-		Rows: []Row{
-			{Metric: "throughput", Unit: "MiB/s", Berth: thr.median(0), Dist: thr.median(1)},
-			rssR,
-		},
+		Rows:  []Row{thrR, rssR},
 	})
 	return nil
 }
@@ -294,6 +307,11 @@ func (r *runner) manifestWorkload(ctx context.Context, rep *Report) error {
 			return fmt.Errorf("%s serves a different manifest for %s:%s", r.servers[i].Name, repo, tag)
 		}
 	}
+	if r.ceiling != nil {
+		if err := r.ceilingClient.PutManifest(ctx, repo, tag, mediaTypeManifest, img.manifest); err != nil {
+			return err
+		}
+	}
 	if err := r.restart(ctx, "manifest"); err != nil {
 		return err
 	}
@@ -302,7 +320,7 @@ func (r *runner) manifestWorkload(ctx context.Context, rep *Report) error {
 	for _, method := range []string{http.MethodGet, http.MethodHead} {
 		var rps, p50, p99 measurement
 		r.logf("manifest %s by tag, %d connections", method, r.sz.WrkConns)
-		err := r.alternate(ctx, "manifest "+method, false, &rss, func(i int, s *Server, _ *Client) error {
+		err := r.alternateCeiling(ctx, "manifest "+method, false, &rss, func(i int, s *Server, _ *Client) error {
 			path := "/v2/" + repo + "/manifests/" + tag
 			hdr := map[string]string{"Accept": acceptManifests}
 			var res WrkResult
@@ -333,15 +351,26 @@ func (r *runner) manifestWorkload(ctx context.Context, rep *Report) error {
 		if err != nil {
 			return err
 		}
-		rpsRow := Row{Metric: method + " by tag", Unit: "req/s", Berth: rps.median(0), Dist: rps.median(1)}
-		p99Row := Row{Metric: method + " by tag, p99 latency", Unit: "ms", Berth: p99.median(0), Dist: p99.median(1), LowerIsBetter: true}
+		rpsRow := Row{Metric: method + " by tag", Unit: "req/s", Berth: rps.median(0), Dist: rps.median(1), Ceiling: rps.median(ceilingIndex)}
+		p99Row := Row{Metric: method + " by tag, p99 latency", Unit: "ms", Berth: p99.median(0), Dist: p99.median(1), Ceiling: p99.median(ceilingIndex), LowerIsBetter: true}
 		if method == http.MethodGet {
 			rpsRow.Target = &Target{Text: fmt.Sprintf("manifest GET by tag ≥ 3× distribution's req/s (%d connections)", r.sz.WrkConns), Met: rpsRow.Ratio() >= 3}
 			p99Row.Target = &Target{Text: "manifest GET by tag p99 < 5 ms (berth)", Met: p99Row.Berth < 5}
+			if rpsRow.Ceiling > 0 {
+				rpsRow.CeilingTarget = &Target{Text: "manifest GET by tag ≥ 0.6 of the small-GET ceiling's req/s", Met: rpsRow.Fraction() >= 0.6}
+				p99Row.CeilingTarget = &Target{Text: "manifest GET by tag p99 no worse than the small-GET ceiling's", Met: p99Row.Berth <= p99Row.Ceiling}
+			}
 		}
 		rows = append(rows, rpsRow,
-			Row{Metric: method + " by tag, p50 latency", Unit: "ms", Berth: p50.median(0), Dist: p50.median(1), LowerIsBetter: true},
+			Row{Metric: method + " by tag, p50 latency", Unit: "ms", Berth: p50.median(0), Dist: p50.median(1), Ceiling: p50.median(ceilingIndex), LowerIsBetter: true},
 			p99Row)
+	}
+	virtual, err := r.virtualManifest(ctx, repo, tag)
+	if err != nil {
+		return err
+	}
+	if virtual != nil {
+		rows = append(rows, *virtual)
 	}
 	rows = append(rows, rssRow(&rss))
 	rep.Sections = append(rep.Sections, Section{
@@ -351,6 +380,56 @@ func (r *runner) manifestWorkload(ctx context.Context, rep *Report) error {
 	})
 	return nil
 }
+
+// virtualManifest measures berth's manifest GET by tag through a virtual
+// registry (virtualPrefix over the hosted bench/ names) against the same
+// manifest by its hosted name, alternating, on berth alone.
+func (r *runner) virtualManifest(ctx context.Context, repo, tag string) (*Row, error) {
+	if len(r.servers) == 0 || r.servers[0].Name != "berth" || !strings.HasPrefix(repo, hostedPrefix) {
+		return nil, nil
+	}
+	s := r.servers[0]
+	hdr := map[string]string{"Accept": acceptManifests}
+	var hosted, virtual []float64
+	r.logf("manifest GET by tag, hosted and through a virtual registry, %d connections", r.sz.WrkConns)
+	for range r.cfg.Reps {
+		for _, p := range []struct {
+			path string
+			into *[]float64
+		}{
+			{"/v2/" + repo + "/manifests/" + tag, &hosted},
+			{"/v2/" + virtualPrefix + strings.TrimPrefix(repo, hostedPrefix) + "/manifests/" + tag, &virtual},
+		} {
+			res, err := r.wrkPair(ctx, WrkOptions{URL: s.URL() + p.path, Header: hdr, Threads: 1, Connections: r.sz.WrkConns, Duration: r.sz.WrkDuration, ScriptDir: r.dir})
+			if err != nil {
+				return nil, fmt.Errorf("virtual manifest GET: %w", err)
+			}
+			*p.into = append(*p.into, res.ReqPerSec)
+			r.logf("  %-40s %8.0f req/s, p99 %.2f ms", p.path, res.ReqPerSec, ms(res.P99))
+		}
+	}
+	row := Row{Metric: "GET by tag through a virtual registry", Unit: "req/s", Berth: Median(virtual), Dist: Median(hosted), Peer: "berth hosted"}
+	row.Target = &Target{Text: "manifest GET by tag through a virtual registry within 10 % of a hosted name", Met: row.Ratio() >= 0.9}
+	return &row, nil
+}
+
+// The names berth serves in the main phase: bench/ is a hosted registry,
+// virtualPrefix a virtual one over it (berthMainConfig).
+const (
+	hostedPrefix  = "bench/"
+	virtualPrefix = "virtual/"
+)
+
+// berthMainConfig is berth's configuration in the main phase.
+const berthMainConfig = `registries:
+  - name: bench
+    type: hosted
+    prefix: bench/
+  - name: virtual
+    type: virtual
+    prefix: virtual/
+    members: [bench]
+`
 
 func tagName(i int) string { return fmt.Sprintf("tag-%05d", i) }
 

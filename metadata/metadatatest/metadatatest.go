@@ -98,6 +98,7 @@ func Run(t *testing.T, open func(t *testing.T) metadata.Store) {
 		{"ReferrersPages", testReferrersPages},
 		{"IndexesOf", testIndexesOf},
 		{"BlobRepositories", testBlobRepositories},
+		{"Changes", testChanges},
 		{"Search", testSearch},
 		{"CanceledContext", testCanceledContext},
 		{"Concurrency", testConcurrency},
@@ -1295,4 +1296,40 @@ func listRepos(t *testing.T, s metadata.Store, last string, n int) []string {
 		t.Fatalf("Repositories: %v", err)
 	}
 	return repos
+}
+
+// testChanges checks the change notifications of a store that offers
+// them: every committed change to tags or manifests is told, with the
+// repository, soon after it commits. ("" may come too, when the store
+// loses track; it does not count here.)
+func testChanges(t *testing.T, s metadata.Store) {
+	n, ok := s.(metadata.Notifier)
+	if !ok {
+		t.Skip("the store sends no change notifications")
+	}
+	ctx := t.Context()
+	got := make(chan string, 100)
+	stop := n.Changes(func(repo string) { got <- repo })
+	defer stop()
+	expect := func(what, repo string) {
+		t.Helper()
+		deadline := time.After(10 * time.Second) // a bound against a hang, not a synchronisation
+		for {
+			select {
+			case r := <-got:
+				if r == repo {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("%s: no notification for %s", what, repo)
+			}
+		}
+	}
+	m := manifest("changes-1")
+	must(t, s.PutManifest(ctx, "changes/app", m, "v1"))
+	expect("PutManifest", "changes/app")
+	must(t, s.DeleteTag(ctx, "changes/app", "v1"))
+	expect("DeleteTag", "changes/app")
+	must(t, s.DeleteManifest(ctx, "changes/app", m.Digest))
+	expect("DeleteManifest", "changes/app")
 }

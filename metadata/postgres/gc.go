@@ -100,6 +100,9 @@ func (s *Store) CollectRepository(ctx context.Context, repo string, plan metadat
 			if err != nil || c.Empty() {
 				return err
 			}
+			if _, err := tx.Exec(ctx, sqlNotify, changesChannel, repo); err != nil {
+				return err
+			}
 			return applyCollection(ctx, tx, repo, id, c)
 		})
 	} else {

@@ -90,10 +90,25 @@ type Store struct {
 	// transient failure; the lock ordering above should keep it at zero.
 	retries atomic.Int64
 
+	// changes tells subscribers of the notifications of every replica's
+	// committed changes (Changes).
+	changes    metadata.Broadcast
+	listenOnce sync.Once
+	listening  chan struct{}   // closed once the first LISTEN was tried
+	ctx        context.Context // cancelled by Close
+	cancel     context.CancelFunc
+
 	closeOnce sync.Once
 }
 
-var _ metadata.Store = (*Store)(nil)
+var (
+	_ metadata.Store    = (*Store)(nil)
+	_ metadata.Notifier = (*Store)(nil)
+)
+
+// changesChannel is the LISTEN/NOTIFY channel of changes to tags and
+// manifests; the payload is the repository's name.
+const changesChannel = "berth_changes"
 
 // manifestColumns are the columns scanManifest reads, in order. The
 // reference lists are read from the manifest row's own copies rather than
@@ -147,6 +162,10 @@ WHERE r.name = $1`
 	// A LEFT JOIN from the repository row tells "unknown repository" (no
 	// row) from "no referrers" (one row of NULLs). "subject = $2" implies
 	// the partial index's "subject IS NOT NULL".
+	// sqlNotify tells every replica's listener (Changes) of a change to a
+	// repository's tags or manifests, when the transaction commits.
+	sqlNotify = `SELECT pg_notify($1, $2)`
+
 	sqlReferrers = `SELECT m.media_type, m.digest, m.size, m.artifact_type, m.annotations
 FROM repositories AS r
 LEFT JOIN manifests AS m ON m.repo_id = r.id AND m.subject = $2
@@ -291,7 +310,77 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("metadata/postgres: open: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	lctx, cancel := context.WithCancel(context.Background())
+	return &Store{pool: pool, ctx: lctx, cancel: cancel, listening: make(chan struct{})}, nil
+}
+
+// Changes implements metadata.Notifier: every replica's committed changes
+// (this one's included) arrive through LISTEN on a connection of its own.
+// When that connection is lost, subscribers are told "" (anything may have
+// changed) once it is back.
+// Changes waits (a few seconds at most) for the first LISTEN, so that
+// what commits after it returns is told.
+func (s *Store) Changes(fn func(repo string)) func() {
+	stop := s.changes.Subscribe(fn)
+	s.listenOnce.Do(func() { go s.listen() })
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
+	select {
+	case <-s.listening:
+	case <-t.C:
+	}
+	return stop
+}
+
+// listen holds the LISTEN connection until Close, reconnecting with a
+// growing pause when it fails.
+func (s *Store) listen() {
+	pause := 100 * time.Millisecond
+	var once sync.Once
+	ready := func() { once.Do(func() { close(s.listening) }) }
+	defer ready()
+	for s.ctx.Err() == nil {
+		if s.relay(ready) {
+			pause = 100 * time.Millisecond
+		}
+		if s.ctx.Err() != nil {
+			return
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-s.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		pause = min(2*pause, 5*time.Second)
+	}
+}
+
+// relay connects, listens and relays notifications until the connection
+// fails; it reports whether it was listening, and calls ready once it is
+// (or has failed to). Once listening it tells ""
+// at once: what changed before (while it was down, or while the first
+// connection was being made) is unknown.
+func (s *Store) relay(ready func()) bool {
+	defer ready()
+	conn, err := pgx.ConnectConfig(s.ctx, s.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return false
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(s.ctx, "LISTEN "+changesChannel); err != nil {
+		return false
+	}
+	s.changes.Notify("")
+	ready()
+	for {
+		n, err := conn.WaitForNotification(s.ctx)
+		if err != nil {
+			return true
+		}
+		s.changes.Notify(n.Payload)
+	}
 }
 
 // parseConfig parses dsn into a pool configuration with berth's defaults.
@@ -312,7 +401,10 @@ func parseConfig(dsn string) (*pgxpool.Config, error) {
 // Close closes the connection pool, waiting for the connections in use to
 // be returned. Calling it again does nothing.
 func (s *Store) Close() error {
-	s.closeOnce.Do(s.pool.Close)
+	s.closeOnce.Do(func() {
+		s.cancel()
+		s.pool.Close()
+	})
 	return nil
 }
 
@@ -583,6 +675,7 @@ func (s *Store) PutManifest(ctx context.Context, repo string, m *metadata.Manife
 		if len(tags) > 0 {
 			b.Queue(sqlUpsertTags, repoID, tags, id)
 		}
+		b.Queue(sqlNotify, changesChannel, repo)
 		return tx.SendBatch(ctx, &b).Close()
 	})
 	if err != nil {
@@ -681,6 +774,9 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 		if tag.RowsAffected() == 0 {
 			return metadata.ErrNotFound
 		}
+		if _, err := tx.Exec(ctx, sqlNotify, changesChannel, repo); err != nil {
+			return err
+		}
 		return prune(ctx, tx, id)
 	})
 	if err != nil {
@@ -690,14 +786,17 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 }
 
 // DeleteTag removes only the tag; the manifest stays, so the repository
-// does too, and no repository lock is needed. One statement is its own
-// transaction.
+// does too, and no repository lock is needed.
 func (s *Store) DeleteTag(ctx context.Context, repo, tag string) error {
-	err := s.retry(ctx, func() error {
-		res, err := s.pool.Exec(ctx, sqlDeleteTag, repo, tag)
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		res, err := tx.Exec(ctx, sqlDeleteTag, repo, tag)
 		if err == nil && res.RowsAffected() == 0 {
 			err = metadata.ErrNotFound
 		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, sqlNotify, changesChannel, repo)
 		return err
 	})
 	if err != nil {

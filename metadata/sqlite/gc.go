@@ -76,6 +76,9 @@ func (s *Store) CollectRepository(ctx context.Context, repo string, plan metadat
 	if err != nil {
 		return nil, fmt.Errorf("metadata/sqlite: collect %s: %w", repo, err)
 	}
+	if apply && !c.Empty() {
+		s.changes.Notify(repo)
+	}
 	return c, nil
 }
 

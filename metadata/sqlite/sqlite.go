@@ -102,11 +102,70 @@ type Store struct {
 	tombstone                  *sql.Stmt
 	writeStmts                 []*sql.Stmt
 
+	// changes tells subscribers of committed changes to tags and
+	// manifests; watch notices those of other processes.
+	changes   metadata.Broadcast
+	watchOnce sync.Once
+	done      chan struct{}
+
 	closeOnce sync.Once
 	closeErr  error
 }
 
-var _ metadata.Store = (*Store)(nil)
+var (
+	_ metadata.Store    = (*Store)(nil)
+	_ metadata.Notifier = (*Store)(nil)
+)
+
+// externalPoll is how often the store asks SQLite whether another process
+// changed the database (PRAGMA data_version), for Changes.
+const externalPoll = time.Second
+
+// Changes implements metadata.Notifier: this store's own commits are told
+// as they happen; another process's (berth gc run beside berth serve) are
+// told as "" within externalPoll of the commit, counting from the call.
+func (s *Store) Changes(fn func(repo string)) func() {
+	stop := s.changes.Subscribe(fn)
+	s.watchOnce.Do(func() {
+		last := s.dataVersion()
+		go s.watch(last)
+	})
+	return stop
+}
+
+// dataVersion reads the write connection's data_version, which moves only
+// when another connection (another process: this one writes through that
+// connection alone) commits; -1 when it cannot be read.
+func (s *Store) dataVersion() int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), externalPoll)
+	defer cancel()
+	var v int64
+	if err := s.wdb.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
+		return -1
+	}
+	return v
+}
+
+// watch polls dataVersion until Close and tells "" when it moved.
+func (s *Store) watch(last int64) {
+	t := time.NewTicker(externalPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		v := s.dataVersion()
+		if v < 0 {
+			continue
+		}
+		if last >= 0 && v != last {
+			s.changes.Notify("")
+		}
+		last = v
+	}
+}
 
 // manifestColumns are the columns scanManifest reads, in order. The
 // reference lists are read from the manifest row's own JSON copies rather
@@ -282,7 +341,7 @@ func Open(path string) (*Store, error) {
 // it had opened.
 func open(abs string) (s *Store, err error) {
 	ctx := context.Background()
-	s = &Store{path: abs}
+	s = &Store{path: abs, done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			s.Close() //nolint:errcheck // the first error is the one to report
@@ -415,6 +474,7 @@ func firstLine(q string) string {
 // returns the first call's result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		close(s.done)
 		var errs []error
 		for _, st := range append(s.readStmts, s.writeStmts...) {
 			errs = append(errs, st.Close())
@@ -650,6 +710,7 @@ func (s *Store) PutManifest(ctx context.Context, repo string, m *metadata.Manife
 	if err != nil {
 		return fmt.Errorf("metadata/sqlite: put manifest %s@%s: %w", repo, m.Digest, err)
 	}
+	s.changes.Notify(repo)
 	return nil
 }
 
@@ -755,6 +816,7 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 	if err != nil {
 		return fmt.Errorf("metadata/sqlite: delete manifest %s@%s: %w", repo, d, err)
 	}
+	s.changes.Notify(repo)
 	return nil
 }
 
@@ -771,6 +833,7 @@ func (s *Store) DeleteTag(ctx context.Context, repo, tag string) error {
 	if err != nil {
 		return fmt.Errorf("metadata/sqlite: delete tag %s:%s: %w", repo, tag, err)
 	}
+	s.changes.Notify(repo)
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -362,5 +363,41 @@ func BenchmarkRepositoriesPage(b *testing.B) {
 			continue
 		}
 		last = page[len(page)-1]
+	}
+}
+
+// TestChangesOfAnotherProcess checks that a change another process (here,
+// another store on the same file) commits is told as "" by the watch.
+func TestChangesOfAnotherProcess(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "metadata.db")
+	a, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	got := make(chan string, 10)
+	stop := a.Changes(func(repo string) { got <- repo })
+	defer stop()
+	content := []byte(`{"schemaVersion":2}`)
+	m := &metadata.Manifest{Digest: digest.FromBytes(content), MediaType: "m", Size: int64(len(content)), Content: content}
+	if err := b.PutManifest(t.Context(), "other/process", m, "v1"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(5 * externalPoll) // a bound against a hang
+	for {
+		select {
+		case r := <-got:
+			if r == "" {
+				return
+			}
+		case <-deadline:
+			t.Fatal("a change committed by another process was not told")
+		}
 	}
 }

@@ -134,6 +134,17 @@ type WalkFunc func(info FileInfo) error
 // ErrSkipDir tells Walk not to descend into the directory just visited.
 var ErrSkipDir = errors.New("skip this directory")
 
+// VerifiedWriter is an optional capability of drivers whose writes become
+// visible only when they are committed (object stores): WriteVerified
+// writes r to path and publishes it only if verify, called once r has been
+// read to its end, returns nil. When verify (or r, or the driver) fails,
+// nothing at path changes: whatever was there stays, and what was written
+// is discarded. A store writes a blob whose digest it knows straight to
+// its final path this way, with no staging copy to move or read back.
+type VerifiedWriter interface {
+	WriteVerified(ctx context.Context, path string, r io.Reader, verify func() error) (int64, error)
+}
+
 // Redirector is an optional capability: a driver that can let clients fetch
 // content directly (a presigned object-store URL) returns the URL here. An
 // empty URL with a nil error means "serve it yourself".

@@ -114,6 +114,7 @@ var tests = []struct {
 	{"WriterResumeLarge", testWriterResumeLarge},
 	{"WriterAppendLarge", testWriterAppendLarge},
 	{"Redirect", testRedirect},
+	{"VerifiedWriter", testVerifiedWriter},
 	{"StoreFaults", testStoreFaults},
 	{"ContextCanceled", testContextCanceled},
 	{"ConcurrentWriters", testConcurrentWriters},
