@@ -56,10 +56,10 @@ type Gateway struct {
 	// RefreshLifetime is the lifetime of ACR refresh tokens (default 3h).
 	RefreshLifetime time.Duration
 
-	mu       sync.Mutex
-	tokens   map[string]time.Time // access tokens issued, by expiry
-	refresh  map[string]time.Time // ACR refresh tokens issued
-	counts   map[string]int
+	mu      sync.Mutex
+	tokens  map[string]time.Time // access tokens issued, by expiry
+	refresh map[string]time.Time // ACR refresh tokens issued
+	counts  map[string]int
 }
 
 // NewGateway starts a Gateway in front of the registry at target
