@@ -239,11 +239,16 @@ func (u *upstream) close() { u.http.CloseIdleConnections() }
 
 // invalidate tells the provider that its credentials were refused, and
 // drops the tokens obtained with them: the next request starts afresh.
-func (u *upstream) invalidate() {
+// It reports whether the provider may now give other credentials.
+func (u *upstream) invalidate() bool {
+	renewed := false
 	if inv, ok := u.provider.(provider.Invalidator); ok {
-		inv.Invalidate()
+		renewed = inv.Invalidate()
 	}
-	u.auth.ForgetTokens()
+	if renewed {
+		u.auth.ForgetTokens()
+	}
+	return renewed
 }
 
 func (u *upstream) url(path string, q url.Values) string {
@@ -279,7 +284,7 @@ func (u *upstream) fail(ctx context.Context, err error) error {
 		case errors.Is(te, transport.ErrUnauthorized), errors.Is(te, transport.ErrDenied):
 			e.kind = kindRefused
 			if te.StatusCode == http.StatusUnauthorized {
-				u.invalidate()
+				_ = u.invalidate()
 			}
 		case te.StatusCode >= 500, te.StatusCode == http.StatusRequestTimeout:
 			e.kind = kindUnavailable
@@ -317,6 +322,18 @@ func (u *upstream) do(ctx context.Context, method, path string, q url.Values, hd
 		req.Header[k] = v
 	}
 	resp, err := u.hc.Do(req)
+	var te *transport.Error
+	refused := (err == nil && resp.StatusCode == http.StatusUnauthorized) ||
+		(errors.As(err, &te) && te.StatusCode == http.StatusUnauthorized) // by the token service
+	if refused && want != http.StatusUnauthorized && u.invalidate() {
+		// Credentials the provider still thought good were refused (a
+		// rotated key, a revoked token): once more with new ones.
+		if err == nil {
+			_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
+			resp.Body.Close()
+		}
+		resp, err = u.hc.Do(req.Clone(ctx))
+	}
 	if err != nil {
 		return nil, u.fail(ctx, err)
 	}

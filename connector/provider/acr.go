@@ -46,7 +46,7 @@ const DefaultACRScope = "https://management.azure.com/.default"
 func checkACR(env Env) error {
 	s := env.Settings
 	c := s.ACR
-	var errs []error
+	errs := []error{noOptions("acr", env)}
 	if s.Username != "" || s.Password != "" || s.PasswordFile != "" || s.CredentialHelper != "" {
 		errs = append(errs, errors.New("acr: username, password and credentialHelper do not apply: the token comes from Microsoft Entra (set acr.tenantID, acr.clientID and acr.clientSecret, or acr.managedIdentity)"))
 	}
@@ -133,7 +133,10 @@ func (p *acrProvider) Credentials(ctx context.Context, _ []string) (Credentials,
 }
 
 // Invalidate implements Invalidator.
-func (p *acrProvider) Invalidate() { p.tok.invalidate() }
+func (p *acrProvider) Invalidate() bool {
+	p.tok.invalidate()
+	return true
+}
 
 // maxExchangeBody bounds the exchange's answer.
 const maxExchangeBody = 1 << 20

@@ -96,7 +96,7 @@ func (d *dockerHub) Credentials(ctx context.Context, scopes []string) (Credentia
 }
 
 // Invalidate implements Invalidator.
-func (d *dockerHub) Invalidate() { d.generic.Invalidate() }
+func (d *dockerHub) Invalidate() bool { return d.generic.Invalidate() }
 
 // maxSearchBody bounds a search answer.
 const maxSearchBody = 4 << 20

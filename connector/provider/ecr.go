@@ -53,7 +53,7 @@ func ECRHost(host string) (account, region string, ok bool) {
 func checkECR(env Env) error {
 	s := env.Settings
 	c := s.ECR
-	var errs []error
+	errs := []error{noOptions("ecr", env)}
 	if s.Username != "" || s.Password != "" || s.PasswordFile != "" || s.CredentialHelper != "" {
 		errs = append(errs, errors.New("ecr: username, password and credentialHelper do not apply: the token comes from GetAuthorizationToken (set ecr.accessKeyID and ecr.secretAccessKey, or use the default credential chain)"))
 	}
@@ -136,7 +136,10 @@ func (p *ecrProvider) Credentials(ctx context.Context, _ []string) (Credentials,
 }
 
 // Invalidate implements Invalidator.
-func (p *ecrProvider) Invalidate() { p.tok.invalidate() }
+func (p *ecrProvider) Invalidate() bool {
+	p.tok.invalidate()
+	return true
+}
 
 // fetch asks ECR for an authorization token: base64("AWS:PASSWORD").
 func (p *ecrProvider) fetch(ctx context.Context) (Credentials, time.Time, error) {

@@ -27,6 +27,9 @@ const garUser = "oauth2accesstoken"
 
 func checkGAR(env Env) error {
 	s := env.Settings
+	if err := noOptions("gar", env); err != nil {
+		return err
+	}
 	if s.Username != "" || s.Password != "" || s.PasswordFile != "" || s.CredentialHelper != "" {
 		return errors.New("gar: username, password and credentialHelper do not apply: the token comes from Google (set gar.credentialsFile, or use the ambient credentials)")
 	}

@@ -33,6 +33,8 @@ func (s staticSource) credentials(context.Context) (Credentials, error) { return
 func checkGeneric(env Env) error {
 	s := env.Settings
 	switch {
+	case len(s.Options) > 0:
+		return noOptions("built-in", env)
 	case s.CredentialHelper != "" && (s.Username != "" || s.Password != "" || s.PasswordFile != ""):
 		return errors.New("credentialHelper: set it or username and password, not both")
 	case s.CredentialHelper != "" && (strings.ContainsAny(s.CredentialHelper, `/\ `) || strings.HasPrefix(s.CredentialHelper, "docker-credential-")):
@@ -77,11 +79,14 @@ func (g *genericProvider) Repositories(ctx context.Context) ([]string, error) {
 	return g.env.Catalog(ctx)
 }
 
-// Invalidate implements Invalidator: a helper is asked again.
-func (g *genericProvider) Invalidate() {
+// Invalidate implements Invalidator: a helper is asked again, a
+// password file read again.
+func (g *genericProvider) Invalidate() bool {
 	if inv, ok := g.src.(interface{ invalidate() }); ok {
 		inv.invalidate()
+		return true
 	}
+	return false
 }
 
 // staticCredentials returns the generic credential source of env: the
@@ -113,6 +118,12 @@ type passwordFile struct {
 
 // maxPasswordFile bounds what is read of a password file.
 const maxPasswordFile = 64 << 10
+
+func (p *passwordFile) invalidate() {
+	p.mu.Lock()
+	p.mtime = time.Time{}
+	p.mu.Unlock()
+}
 
 func (p *passwordFile) credentials(context.Context) (Credentials, error) {
 	p.mu.Lock()

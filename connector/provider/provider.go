@@ -84,9 +84,11 @@ type Hinter interface {
 
 // Invalidator is a Provider told that the upstream refused the
 // credentials it gave: it should obtain new ones for the next request
-// rather than wait for the old ones to expire.
+// rather than wait for the old ones to expire. It reports whether new
+// ones may differ (a static password will not), so that the refused
+// request is sent again only when that may help.
 type Invalidator interface {
-	Invalidate()
+	Invalidate() bool
 }
 
 // Result is one repository a search found.
@@ -245,6 +247,15 @@ func Names() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// noOptions refuses upstream.options for a built-in provider, which
+// takes its settings from its own section.
+func noOptions(name string, env Env) error {
+	if len(env.Settings.Options) > 0 {
+		return fmt.Errorf("options: the %s provider takes none (they are for providers a custom build registers)", name)
+	}
+	return nil
 }
 
 func builtins() map[string]Factory {

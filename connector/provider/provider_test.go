@@ -97,7 +97,7 @@ func TestECRTokenRenewedBeforeExpiry(t *testing.T) {
 		t.Fatalf("token not renewed 10 minutes before it expires: %d requests", srv.Requests())
 	}
 	// A refusal asks again at once.
-	p.(provider.Invalidator).Invalidate()
+	_ = p.(provider.Invalidator).Invalidate()
 	if _, err := p.Credentials(t.Context(), nil); err != nil || srv.Requests() != 3 {
 		t.Fatalf("after Invalidate: %v, %d requests", err, srv.Requests())
 	}
