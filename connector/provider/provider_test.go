@@ -114,8 +114,8 @@ func TestECRBadAnswers(t *testing.T) {
 		want  string
 	}{
 		{"wrong key", "AKIDWRONG", func() {}, "UnrecognizedClientException"},
-		{"malformed token", "AKIDTEST", func() { srv.Malformed = true }, "not base64"},
-		{"expired token", "AKIDTEST", func() { srv.Malformed, srv.Expired = false, true }, "expired"},
+		{"malformed token", "AKIDTEST", func() { srv.SetAnswers(true, false) }, "not base64"},
+		{"expired token", "AKIDTEST", func() { srv.SetAnswers(false, true) }, "expired"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.setup()

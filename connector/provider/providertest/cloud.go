@@ -25,16 +25,14 @@ import (
 // base64("AWS:PASSWORD") and live for Lifetime; Valid tells a Gateway in
 // Basic mode which passwords are current.
 type ECR struct {
-	srv         *httptest.Server
-	AccessKeyID string
+	srv *httptest.Server
 	// Lifetime of the tokens (default 12h, as ECR's).
 	Lifetime time.Duration
-	// Malformed makes the next answers carry a token that is not base64.
-	Malformed bool
-	// Expired makes the next answers carry a token that expired already.
-	Expired bool
 
-	mu       sync.Mutex
+	mu          sync.Mutex
+	accessKeyID string
+	malformed   bool
+	expired     bool
 	issued   map[string]time.Time
 	requests int
 }
@@ -42,7 +40,7 @@ type ECR struct {
 // NewECR starts an ECR API stand-in accepting requests signed with
 // accessKeyID.
 func NewECR(accessKeyID string) *ECR {
-	e := &ECR{AccessKeyID: accessKeyID, Lifetime: 12 * time.Hour, issued: map[string]time.Time{}}
+	e := &ECR{accessKeyID: accessKeyID, Lifetime: 12 * time.Hour, issued: map[string]time.Time{}}
 	e.srv = httptest.NewServer(http.HandlerFunc(e.serve))
 	return e
 }
@@ -58,6 +56,23 @@ func (e *ECR) Requests() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.requests
+}
+
+// SetAnswers makes the next answers carry a token that is not base64
+// (malformed) or that expired already (expired).
+func (e *ECR) SetAnswers(malformed, expired bool) {
+	e.mu.Lock()
+	e.malformed, e.expired = malformed, expired
+	e.mu.Unlock()
+}
+
+// Rotate revokes every token issued and accepts requests signed with
+// accessKeyID only from now on.
+func (e *ECR) Rotate(accessKeyID string) {
+	e.mu.Lock()
+	e.accessKeyID = accessKeyID
+	e.issued = map[string]time.Time{}
+	e.mu.Unlock()
 }
 
 // Valid reports whether AWS:pass is a current token.
@@ -89,7 +104,10 @@ func (e *ECR) serve(w http.ResponseWriter, r *http.Request) {
 	if i := strings.Index(auth, "Credential="); strings.HasPrefix(auth, "AWS4-HMAC-SHA256 ") && i > 0 {
 		cred, _, _ = strings.Cut(auth[i+len("Credential="):], "/")
 	}
-	if cred != e.AccessKeyID || !strings.Contains(auth, "/ecr/aws4_request") {
+	e.mu.Lock()
+	want := e.accessKeyID
+	e.mu.Unlock()
+	if cred != want || !strings.Contains(auth, "/ecr/aws4_request") {
 		awsError(http.StatusBadRequest, "UnrecognizedClientException", "The security token included in the request is invalid.")
 		return
 	}
@@ -104,11 +122,11 @@ func (e *ECR) serve(w http.ResponseWriter, r *http.Request) {
 	e.requests++
 	pass := randomString() + randomString()
 	exp := time.Now().Add(e.Lifetime)
-	if e.Expired {
+	if e.expired {
 		exp = time.Now().Add(-time.Minute)
 	}
 	e.issued[pass] = exp
-	malformed := e.Malformed
+	malformed := e.malformed
 	e.mu.Unlock()
 	tok := base64.StdEncoding.EncodeToString([]byte("AWS:" + pass))
 	if malformed {
