@@ -33,8 +33,8 @@ type ECR struct {
 	accessKeyID string
 	malformed   bool
 	expired     bool
-	issued   map[string]time.Time
-	requests int
+	issued      map[string]time.Time
+	requests    int
 }
 
 // NewECR starts an ECR API stand-in accepting requests signed with
