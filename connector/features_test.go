@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -349,4 +350,41 @@ func TestProviderConfigValidation(t *testing.T) {
 	if c[0].Upstream.URL != provider.DockerHubRegistry || c[0].Upstream.SingleNamePrefix != "library/" {
 		t.Errorf("dockerhub defaults: %+v", c[0].Upstream)
 	}
+}
+
+func TestMalformedTokenAnswerIsBadGateway(t *testing.T) {
+	t.Parallel()
+	count := newCounter()
+	up := newNode(t, nil, nodeOptions{}, count.wrap)
+	im := newImage(t, 10)
+	up.push("team/app", "v1", im)
+	var answer atomic.Value
+	answer.Store(`{"token":`)
+	count.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == "/token" {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(answer.Load().(string)))
+			return true
+		}
+		if r.Header.Get("Authorization") != "Bearer good" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="`+up.url()+`/token",service="up"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return true
+		}
+		return false
+	})
+	b := newNode(t, Config{cacheOf("hub", "hub/", up.url())}, nodeOptions{}, nil)
+	for _, bad := range []string{`{"token":`, `{"expires_in":60}`} {
+		answer.Store(bad)
+		r := b.do("GET", "/v2/hub/team/app/manifests/v1", nil, "Accept: "+registry.MediaTypeOCIManifest)
+		code, msg := wireCode(t, r.body)
+		if r.status != http.StatusBadGateway || code != "UNAVAILABLE" || !strings.Contains(msg, "malformed token answer") || !strings.Contains(msg, up.url()) {
+			t.Fatalf("token answer %s: %v", bad, r)
+		}
+		if _, err := b.meta.ResolveTag(context.Background(), "hub/team/app", "v1"); err == nil {
+			t.Fatal("something was cached from a request that could not be authorized")
+		}
+	}
+	answer.Store(`{"token":"good","expires_in":300}`)
+	b.pull("hub/team/app", "v1", im)
 }
