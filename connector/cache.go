@@ -25,6 +25,9 @@ const (
 	maxMissingEntries = 10000
 	maxTagLists       = 1000
 	maxPresent        = 100000
+	maxSearches       = 1000
+	// searchTTL is how long an upstream's search results are kept.
+	searchTTL = time.Minute
 	// presentTTL is how long content known to be stored is served
 	// without asking metadata first.
 	presentTTL = time.Minute
@@ -74,6 +77,9 @@ type cache struct {
 
 	// referrers holds upstream referrers lists by "local@digest".
 	referrers *ttlMap[[]metadata.Descriptor]
+	// searches holds the provider's search results by "n\x00term", so
+	// that repeated searches do not each cost a request to the upstream.
+	searches *ttlMap[[]provider.Result]
 }
 
 func newCache(rc Registry, e *env) (*cache, error) {
@@ -94,6 +100,7 @@ func newCache(rc Registry, e *env) (*cache, error) {
 		tagLists:      newTTLMap[[]string](maxTagLists),
 		present:       newTTLMap[int64](maxPresent),
 		referrers:     newTTLMap[[]metadata.Descriptor](maxReferrerLists),
+		searches:      newTTLMap[[]provider.Result](maxSearches),
 		health:        health{state: stateUnknown},
 	}
 	ca.prefetchLayers = rc.Prefetch == PrefetchLayers

@@ -267,6 +267,11 @@ func TestSearchThroughProviders(t *testing.T) {
 	if body.NumResults != len(body.Results) || len(body.Results) != 2 {
 		t.Errorf("results %+v", body.Results)
 	}
+	// Asked again within a minute: the upstream's answer is kept.
+	b.must(http.StatusOK, "GET", "/v1/search?q=alpine&n=10", nil)
+	if q := hub.Queries(); len(q) != 1 {
+		t.Errorf("%d searches sent to Docker Hub for two identical searches, want 1", len(q))
+	}
 	// Docker's own fields are all there.
 	var raw struct {
 		Results []map[string]any `json:"results"`

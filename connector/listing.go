@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -146,6 +147,9 @@ func (c *Connector) Search(ctx context.Context, term string, n int, visible func
 	return names, nil
 }
 
+// maxSearchTerm bounds the terms sent to an upstream's search.
+const maxSearchTerm = 256
+
 // maxUpstreamSearch bounds how long a search waits for an upstream's
 // search API.
 const maxUpstreamSearch = 5 * time.Second
@@ -153,7 +157,7 @@ const maxUpstreamSearch = 5 * time.Second
 // upstreamSearch asks each cache whose provider searches (Docker Hub) for
 // term, and returns what it found as local names that visible accepts.
 func (c *Connector) upstreamSearch(ctx context.Context, term string, n int, visible func(string) bool) []registry.SearchResult {
-	if term == "" {
+	if term == "" || len(term) > maxSearchTerm {
 		return nil
 	}
 	var out []registry.SearchResult
@@ -166,12 +170,19 @@ func (c *Connector) upstreamSearch(ctx context.Context, term string, n int, visi
 		if !ok {
 			continue
 		}
-		sctx, cancel := context.WithTimeout(ctx, min(maxUpstreamSearch, ca.up.timeout))
-		found, err := s.Search(sctx, term, n)
-		cancel()
-		if err != nil {
-			c.env.log.Info("upstream search failed", "registry", ca.name, "err", err)
-			continue
+		key := fmt.Sprint(n) + "\x00" + term
+		now := c.env.now()
+		found, ok := ca.searches.get(key, now)
+		if !ok {
+			sctx, cancel := context.WithTimeout(ctx, min(maxUpstreamSearch, ca.up.timeout))
+			var err error
+			found, err = s.Search(sctx, term, n)
+			cancel()
+			if err != nil {
+				c.env.log.Info("upstream search failed", "registry", ca.name, "err", err)
+				continue
+			}
+			ca.searches.put(key, found, now, now.Add(searchTTL))
 		}
 		for _, r := range found {
 			rest, ok := ca.localRest(r.Name)
