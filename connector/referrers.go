@@ -35,7 +35,8 @@ func (u *upstream) referrers(ctx context.Context, name string, d digest.Digest, 
 	ctx, cancel := context.WithTimeout(ctx, 2*u.timeout)
 	defer cancel()
 	resp, err := u.do(ctx, http.MethodGet, "/v2/"+name+"/referrers/"+d.String(), nil, http.Header{"Accept": {mediatype.OCIIndex}}, http.StatusOK)
-	if kindOf(err) == kindNotFound {
+	var te *transport.Error
+	if kindOf(err) == kindNotFound || (errors.As(err, &te) && noReferrersAPI[te.StatusCode]) {
 		return u.referrersTag(ctx, name, d, maxManifest)
 	}
 	if err != nil {
@@ -61,6 +62,10 @@ func (u *upstream) referrers(ctx context.Context, name string, d digest.Digest, 
 	}
 	return out, nil
 }
+
+// noReferrersAPI are the answers (besides 404) of registries that do not
+// know the referrers route.
+var noReferrersAPI = map[int]bool{http.StatusBadRequest: true, http.StatusMethodNotAllowed: true, http.StatusNotImplemented: true}
 
 // referrersTag reads the referrers tag schema's index of d.
 func (u *upstream) referrersTag(ctx context.Context, name string, d digest.Digest, maxManifest int64) ([]metadata.Descriptor, error) {

@@ -3,12 +3,14 @@ package provider_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -338,19 +340,23 @@ func (custom) Credentials(context.Context, []string) (provider.Credentials, erro
 	return provider.Credentials{RegistryToken: "t"}, nil
 }
 
+// registrations makes the names TestRegister registers unique across -count runs.
+var registrations atomic.Int64
+
 func TestRegister(t *testing.T) {
-	provider.Register("custom-test", provider.Factory{New: func(context.Context, provider.Env) (provider.Provider, error) { return custom{}, nil }})
-	if _, ok := provider.Lookup("custom-test"); !ok {
+	name := fmt.Sprintf("custom-test-%d", registrations.Add(1))
+	provider.Register(name, provider.Factory{New: func(context.Context, provider.Env) (provider.Provider, error) { return custom{}, nil }})
+	if _, ok := provider.Lookup(name); !ok {
 		t.Fatal("a registered provider is not found")
 	}
 	found := false
 	for _, n := range provider.Names() {
-		found = found || n == "custom-test"
+		found = found || n == name
 	}
 	if !found {
 		t.Error("Names lacks the registered provider")
 	}
-	for _, bad := range []string{"custom-test", "Bad", ""} {
+	for _, bad := range []string{name, "Bad", ""} {
 		func() {
 			defer func() {
 				if recover() == nil {
