@@ -274,6 +274,13 @@ func TestDockerHubSearchAndRateLimits(t *testing.T) {
 	if q := hub.Queries(); len(q) != 1 || q[0].Get("query") != "alpine" {
 		t.Errorf("Docker Hub search queries %v", q)
 	}
+	// A Docker-style search client reads the same answer: `berth search`, with its
+	// is-official filter, the way `docker search --filter is-official=true` does.
+	host := strings.TrimPrefix(c.base.String(), "http://")
+	out := newCLI(t).ok("search", host, "alpine", "--filter", "is-official=true")
+	if !strings.Contains(out, "hub/alpine") || strings.Contains(out, "alpine-tools") || strings.Contains(out, "alpine-base") {
+		t.Errorf("berth search --filter is-official=true:\n%s", out)
+	}
 }
 
 // gate holds the upstream's answer to one path until released, so a pull is in flight for as
