@@ -14,6 +14,7 @@ import (
 
 	"github.com/berthhq/berth/connector/provider"
 	"github.com/berthhq/berth/connector/provider/providertest"
+	"github.com/berthhq/berth/gc"
 	"github.com/berthhq/berth/registry"
 )
 
@@ -215,6 +216,24 @@ func TestSyncMirrorsMatchingTags(t *testing.T) {
 	s.waitRuns(3)
 	if st := b.conn.Status()[0].Sync; !strings.HasPrefix(st.LastResult, "skipped") {
 		t.Errorf("sync with the lock held elsewhere: %q", st.LastResult)
+	}
+
+	// A restart (or another replica) over the same storage: the last run ended less than an
+	// interval ago, so the next is an interval after it, not now.
+	count.reset()
+	again, err := New(Config{rc}, gc.Guard(b.meta, b.blobs), b.blobs, Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	s2 := again.caches[0].sync
+	s2.waitDecided(1)
+	st2 := again.Status()[0].Sync
+	if st2.NextRun == nil || time.Until(*st2.NextRun) < 50*time.Minute || st2.LastStart != nil {
+		t.Errorf("sync after a restart: %+v, want none now and the next in about an hour", st2)
+	}
+	if n := count.total("HEAD manifests") + count.total("GET tags"); n != 0 {
+		t.Errorf("the restarted process synced at once (%d requests)", n)
 	}
 }
 

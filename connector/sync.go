@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -35,10 +36,13 @@ type syncer struct {
 	interval time.Duration
 	now      chan struct{} // a run asked for now (Connector.SyncNow)
 
-	mu     sync.Mutex
-	status SyncStatus
-	runs   int
-	ran    *sync.Cond // broadcast after each run
+	mu      sync.Mutex
+	status  SyncStatus
+	runs    int
+	decided int // times the loop decided to wait (tests)
+	// notBefore is the earliest next run of this process.
+	notBefore time.Time
+	ran       *sync.Cond // broadcast after each run and decision
 }
 
 // SyncStatus is the state of a cache's scheduled sync, for the health
@@ -93,23 +97,101 @@ func (s *syncer) update(fn func(*SyncStatus)) {
 	s.mu.Unlock()
 }
 
-// loop runs the sync now and then every interval, until Close.
+// loop runs the sync when it is due (at start, unless a run of any
+// replica ended less than an interval ago) and then every interval, until
+// Close. SyncNow starts one at once.
 func (s *syncer) loop() {
 	ctx := s.ca.env.ctx
 	for {
-		s.runOnce(ctx)
-		next := s.ca.env.now().Add(s.interval)
-		s.update(func(st *SyncStatus) { st.NextRun = &next })
-		t := time.NewTimer(s.interval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		forced := false
+		if wait := s.untilDue(ctx); wait > 0 {
+			next := s.ca.env.now().Add(wait)
+			s.update(func(st *SyncStatus) { st.NextRun = &next })
+			s.signal()
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-s.now:
+				t.Stop()
+				forced = true
+			case <-t.C:
+			}
+		}
+		s.runOnce(ctx, forced)
+		if ctx.Err() != nil {
 			return
-		case <-s.now:
-			t.Stop()
-		case <-t.C:
 		}
 	}
+}
+
+// syncState is what the replicas share of a cache's sync, in storage: when
+// the last run started and ended. A run whose end is missing was cut short
+// (a restart, a crash) and is resumed at once.
+type syncState struct {
+	LastStart time.Time `json:"lastStart"`
+	LastEnd   time.Time `json:"lastEnd,omitzero"`
+	Result    string    `json:"result,omitempty"`
+}
+
+// statePath is where the sync state of the cache lives in storage, beside
+// (not among) the blobs and uploads.
+func (s *syncer) statePath() string { return "/connectors/sync/" + s.ca.name + ".json" }
+
+func (s *syncer) readState(ctx context.Context) (syncState, error) {
+	var st syncState
+	b, err := s.ca.env.blobs.Driver().GetContent(ctx, s.statePath())
+	if err != nil {
+		return st, err
+	}
+	if len(b) > 64<<10 {
+		return st, fmt.Errorf("sync state %s: %d bytes", s.statePath(), len(b))
+	}
+	err = json.Unmarshal(b, &st)
+	return st, err
+}
+
+func (s *syncer) writeState(ctx context.Context, st syncState) {
+	b, _ := json.Marshal(st)
+	if err := s.ca.env.blobs.Driver().PutContent(ctx, s.statePath(), b); err != nil {
+		s.ca.env.log.Warn("recording the sync state", "registry", s.ca.name, "err", err)
+	}
+}
+
+// untilDue is how long until the next run is due: 0 when no run ended
+// (none yet, or the last was cut short), else the rest of the interval
+// since the last end.
+func (s *syncer) untilDue(ctx context.Context) time.Duration {
+	now := s.ca.env.now()
+	s.mu.Lock()
+	wait := s.notBefore.Sub(now)
+	s.mu.Unlock()
+	st, err := s.readState(ctx)
+	if err == nil && !st.LastEnd.IsZero() && !st.LastEnd.Before(st.LastStart) {
+		wait = max(wait, st.LastEnd.Add(s.interval).Sub(now))
+	}
+	return max(wait, 0)
+}
+
+// retryLocked is how soon a replica that found the sync lock held tries
+// again (at most the interval).
+const retryLocked = 5 * time.Minute
+
+// setNotBefore keeps the next run of this process from starting before t,
+// whatever storage says (it may be unreadable).
+func (s *syncer) setNotBefore(t time.Time) {
+	s.mu.Lock()
+	s.notBefore = t
+	s.mu.Unlock()
+}
+
+// signal wakes the waiters of waitRuns (tests).
+func (s *syncer) signal() {
+	s.mu.Lock()
+	s.decided++
+	s.ran.Broadcast()
+	s.mu.Unlock()
 }
 
 // waitRuns waits until n runs (or attempts) ended.
@@ -121,8 +203,18 @@ func (s *syncer) waitRuns(n int) {
 	}
 }
 
-// runOnce runs the sync once if this process gets the lock.
-func (s *syncer) runOnce(ctx context.Context) {
+// waitDecided waits until the loop decided n times to wait for a run.
+func (s *syncer) waitDecided(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.decided < n {
+		s.ran.Wait()
+	}
+}
+
+// runOnce runs the sync once if this process gets the lock and no other
+// replica ran it in the meantime (unless forced, by SyncNow).
+func (s *syncer) runOnce(ctx context.Context, forced bool) {
 	defer func() {
 		s.mu.Lock()
 		s.runs++
@@ -141,10 +233,16 @@ func (s *syncer) runOnce(ctx context.Context) {
 				env.log.Warn("sync lock", "registry", ca.name, "err", err)
 			}
 			s.update(func(st *SyncStatus) { st.LastResult = result })
+			s.setNotBefore(start.Add(min(s.interval, retryLocked)))
 			return
 		}
 		defer release()
 	}
+	if !forced && s.untilDue(ctx) > 0 {
+		s.update(func(st *SyncStatus) { st.LastResult = "skipped: another replica synced less than an interval ago" })
+		return
+	}
+	s.writeState(ctx, syncState{LastStart: start, Result: "running"})
 	s.update(func(st *SyncStatus) {
 		*st = SyncStatus{Running: true, LastStart: &start, NextRun: st.NextRun}
 	})
@@ -169,6 +267,10 @@ func (s *syncer) runOnce(ctx context.Context) {
 	s.update(func(st *SyncStatus) {
 		st.Running, st.LastEnd, st.LastResult = false, &end, result
 	})
+	s.setNotBefore(end.Add(s.interval))
+	if ctx.Err() == nil {
+		s.writeState(context.WithoutCancel(ctx), syncState{LastStart: start, LastEnd: end, Result: result})
+	}
 	st := s.snapshot()
 	env.log.Info("sync finished", "registry", ca.name, "result", result, "tags", st.Tags, "failed", st.Failed,
 		"manifests", st.Manifests, "blobs", st.Blobs, "duration", end.Sub(start).Round(time.Millisecond), "err", firstErr)
