@@ -260,7 +260,7 @@ func (c Config) Validate() error {
 			}
 		case TypeVirtual:
 			if r.isCacheConfigured() {
-				bad("upstream, allow, deny, TTLs and mirrorOf are for cache registries")
+				bad("upstream, allow, deny, TTLs and mirrorOf (and prefetch and sync) are for cache registries")
 			}
 			if len(r.Members) == 0 {
 				bad("members: a virtual registry needs at least one member")
