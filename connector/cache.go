@@ -12,6 +12,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berthhq/berth/connector/provider"
 	"github.com/berthhq/berth/internal/glob"
 	"github.com/berthhq/berth/metadata"
 	"github.com/berthhq/berth/registry"
@@ -24,6 +25,9 @@ const (
 	maxMissingEntries = 10000
 	maxTagLists       = 1000
 	maxPresent        = 100000
+	maxSearches       = 1000
+	// searchTTL is how long an upstream's search results are kept.
+	searchTTL = time.Minute
 	// presentTTL is how long content known to be stored is served
 	// without asking metadata first.
 	presentTTL = time.Minute
@@ -64,10 +68,22 @@ type cache struct {
 	catalogMu    sync.Mutex
 	catalog      []string // local names, sorted
 	catalogUntil time.Time
+
+	// prefetch is set with prefetch: layers; prefetcher with it or a
+	// sync list (which fetches layers too).
+	prefetchLayers bool
+	prefetcher     *prefetcher
+	sync           *syncer
+
+	// referrers holds upstream referrers lists by "local@digest".
+	referrers *ttlMap[[]metadata.Descriptor]
+	// searches holds the provider's search results by "n\x00term", so
+	// that repeated searches do not each cost a request to the upstream.
+	searches *ttlMap[[]provider.Result]
 }
 
 func newCache(rc Registry, e *env) (*cache, error) {
-	up, err := newUpstream(rc.Upstream)
+	up, err := newUpstream(e.ctx, rc.Name, rc.Upstream, e.now, e.log)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +99,16 @@ func newCache(rc Registry, e *env) (*cache, error) {
 		missing:       newTTLMap[struct{}](maxMissingEntries),
 		tagLists:      newTTLMap[[]string](maxTagLists),
 		present:       newTTLMap[int64](maxPresent),
+		referrers:     newTTLMap[[]metadata.Descriptor](maxReferrerLists),
+		searches:      newTTLMap[[]provider.Result](maxSearches),
 		health:        health{state: stateUnknown},
+	}
+	ca.prefetchLayers = rc.Prefetch == PrefetchLayers
+	if ca.prefetchLayers || len(rc.Sync) > 0 {
+		ca.prefetcher = newPrefetcher(rc.PrefetchConcurrency, rc.PrefetchPlatforms)
+	}
+	if len(rc.Sync) > 0 {
+		ca.sync = newSyncer(ca, rc.Sync, rc.SyncInterval)
 	}
 	up.down = ca.health.isDown
 	if rc.ProbeInterval > 0 {
@@ -256,14 +281,6 @@ func (r *cacheRepo) Tags(ctx context.Context, last string, n int) (*registry.Tag
 	return &registry.TagList{Tags: registry.PageOf(tags, last, n), Stale: stale}, nil
 }
 
-// Referrers implements registry.Repository: what is cached.
-func (r *cacheRepo) Referrers(ctx context.Context, d digest.Digest, q metadata.ReferrersQuery) ([]metadata.Descriptor, bool, error) {
-	if err := r.refuse(); err != nil {
-		return nil, false, err
-	}
-	return r.hosted().Referrers(ctx, d, q)
-}
-
 // StoredBlob implements registry.Repository: what is cached.
 func (r *cacheRepo) StoredBlob(ctx context.Context, d digest.Digest) (string, int64, error) {
 	return r.hosted().StoredBlob(ctx, d)
@@ -415,6 +432,9 @@ func (ca *cache) storeManifest(ctx context.Context, local, remote string, fm *fe
 	m.Digest = fm.digest
 	if err := ca.env.meta.PutManifest(ctx, local, m, tags...); err != nil {
 		return err
+	}
+	if ca.prefetchLayers {
+		ca.prefetch(local, remote, m, nil)
 	}
 	now := ca.env.now()
 	for _, t := range tags {
@@ -665,7 +685,11 @@ func (ca *cache) upstreamCatalog(ctx context.Context) []string {
 		return ca.catalog
 	}
 	ca.catalogUntil = now.Add(ca.catalogTTL)
-	names, err := ca.up.list(ctx, "/v2/_catalog", "repositories")
+	lister, ok := ca.up.provider.(provider.Lister)
+	if !ok {
+		return nil // the upstream has no catalog (Docker Hub)
+	}
+	names, err := lister.Repositories(ctx)
 	if err != nil {
 		ca.env.log.Info("upstream catalog unavailable", "registry", ca.name, "upstream", ca.up.name, "err", err)
 		return ca.catalog

@@ -6,10 +6,12 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
 
+	"github.com/berthhq/berth/connector/provider"
 	"github.com/berthhq/berth/internal/glob"
 	"github.com/berthhq/berth/registry"
 )
@@ -75,6 +77,21 @@ type Registry struct {
 	// mirror requests (containerd's ?ns=HOST) this cache answers.
 	MirrorOf []string `yaml:"mirrorOf"`
 
+	// Prefetch is none (default) or layers: with layers, every layer of
+	// a manifest fetched from the upstream (each platform of an index
+	// that PrefetchPlatforms keeps) is fetched in the background.
+	Prefetch string `yaml:"prefetch"`
+	// PrefetchPlatforms keeps only these platforms of an index when
+	// prefetching (os/arch[/variant]; default all).
+	PrefetchPlatforms []string `yaml:"prefetchPlatforms"`
+	// PrefetchConcurrency bounds the blobs fetched at once in the
+	// background (default DefaultPrefetchConcurrency).
+	PrefetchConcurrency int `yaml:"prefetchConcurrency"`
+	// Sync lists repositories and tags mirrored every SyncInterval.
+	Sync []SyncRule `yaml:"sync"`
+	// SyncInterval is the time between syncs (0: DefaultSyncInterval).
+	SyncInterval time.Duration `yaml:"syncInterval"`
+
 	// Members are the names of the hosted and cache registries a virtual
 	// one reads from, in order.
 	Members []string `yaml:"members"`
@@ -103,14 +120,76 @@ type Upstream struct {
 	// Timeout bounds connecting, waiting for an answer and a stall while
 	// reading one (0: DefaultTimeout).
 	Timeout time.Duration `yaml:"timeout"`
+	// Provider names what the upstream needs beyond the distribution API
+	// (package connector/provider): generic (the default), dockerhub,
+	// ecr, acr, gar, ghcr, gitlab, or one a custom build registered.
+	Provider string `yaml:"provider"`
+	// CredentialHelper names a Docker credential helper
+	// (docker-credential-NAME, e.g. ecr-login) that gives the upstream
+	// host's credentials, instead of Username and Password.
+	CredentialHelper string `yaml:"credentialHelper"`
+	// TLS configures the connection to the upstream.
+	TLS UpstreamTLS `yaml:"tls"`
+	// The sections of the built-in providers.
+	DockerHub provider.DockerHubConfig `yaml:"dockerhub"`
+	ECR       provider.ECRConfig       `yaml:"ecr"`
+	ACR       provider.ACRConfig       `yaml:"acr"`
+	GAR       provider.GARConfig       `yaml:"gar"`
+	// Options are the settings of a provider a custom build registered.
+	Options map[string]string `yaml:"options"`
 }
+
+// UpstreamTLS is the TLS configuration of an upstream connection.
+type UpstreamTLS struct {
+	// CAFile holds PEM certificates trusted besides the system's, for the
+	// upstream and its provider's endpoints.
+	CAFile string `yaml:"caFile"`
+	// CertFile and KeyFile are a client certificate and its key, for
+	// upstreams that ask for one.
+	CertFile string `yaml:"certFile"`
+	KeyFile  string `yaml:"keyFile"`
+	// InsecureSkipVerify accepts any certificate: for tests only.
+	InsecureSkipVerify bool `yaml:"insecureSkipVerify"`
+}
+
+// Prefetch modes of a cache.
+const (
+	// PrefetchNone fetches blobs only when a client asks for them.
+	PrefetchNone = "none"
+	// PrefetchLayers fetches every layer of a pulled manifest in the
+	// background.
+	PrefetchLayers = "layers"
+)
+
+// SyncRule is one entry of a cache's sync list: the tags of a repository
+// mirrored on the sync interval.
+type SyncRule struct {
+	// Repository is the upstream repository's name, as the cache maps it
+	// (library/alpine, or alpine under Docker Hub's single-name prefix).
+	Repository string `yaml:"repository"`
+	// Tags is a glob on tag names ("3.*"; default every tag).
+	Tags string `yaml:"tags"`
+	// Platforms keeps only these platforms of an index (os/arch[/variant];
+	// default all of them).
+	Platforms []string `yaml:"platforms"`
+}
+
+// Defaults of prefetching and sync.
+const (
+	DefaultPrefetchConcurrency = 4
+	DefaultSyncInterval        = 6 * time.Hour
+)
 
 // ResolveFiles makes relative file paths relative to dir, the directory
 // of the config file that named them.
 func (c Config) ResolveFiles(dir string) {
 	for i := range c {
-		if p := c[i].Upstream.PasswordFile; p != "" && !filepath.IsAbs(p) {
-			c[i].Upstream.PasswordFile = filepath.Join(dir, p)
+		u := &c[i].Upstream
+		for _, p := range []*string{&u.PasswordFile, &u.TLS.CAFile, &u.TLS.CertFile, &u.TLS.KeyFile,
+			&u.ECR.SecretAccessKeyFile, &u.ACR.ClientSecretFile, &u.GAR.CredentialsFile} {
+			if *p != "" && !filepath.IsAbs(*p) {
+				*p = filepath.Join(dir, *p)
+			}
 		}
 	}
 }
@@ -181,7 +260,7 @@ func (c Config) Validate() error {
 			}
 		case TypeVirtual:
 			if r.isCacheConfigured() {
-				bad("upstream, allow, deny, TTLs and mirrorOf are for cache registries")
+				bad("upstream, allow, deny, TTLs and mirrorOf (and prefetch and sync) are for cache registries")
 			}
 			if len(r.Members) == 0 {
 				bad("members: a virtual registry needs at least one member")
@@ -228,12 +307,19 @@ func (c Config) Validate() error {
 }
 
 func (r *Registry) isCacheConfigured() bool {
-	return r.Upstream != (Upstream{}) || len(r.Allow) > 0 || len(r.Deny) > 0 || r.TagTTL != nil ||
+	return !reflect.ValueOf(r.Upstream).IsZero() || r.Prefetch != "" || len(r.PrefetchPlatforms) > 0 ||
+		r.PrefetchConcurrency != 0 || len(r.Sync) > 0 || r.SyncInterval != 0 || len(r.Allow) > 0 || len(r.Deny) > 0 || r.TagTTL != nil ||
 		r.NotFoundTTL != nil || r.ProbeInterval != 0 || r.CatalogTTL != nil || len(r.MirrorOf) > 0
 }
 
 func (r *Registry) validateCache(bad func(string, ...any)) {
 	u := &r.Upstream
+	pf, ok := provider.Lookup(u.Provider)
+	if !ok {
+		bad("upstream.provider %q: no such provider (known: %s)", u.Provider, strings.Join(provider.Names(), ", "))
+	} else if pf.Defaults != nil {
+		u.URL, u.SingleNamePrefix = pf.Defaults(u.URL, u.SingleNamePrefix)
+	}
 	if u.URL == "" {
 		bad("upstream.url: required for a cache, e.g. https://registry-1.docker.io")
 	} else if pu, err := url.Parse(u.URL); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
@@ -252,6 +338,52 @@ func (r *Registry) validateCache(bad func(string, ...any)) {
 	}
 	if u.Password != "" && u.PasswordFile != "" {
 		bad("upstream: set password or passwordFile, not both")
+	}
+	if pu, err := url.Parse(u.URL); ok && err == nil && pu.Host != "" && pf.Check != nil {
+		if err := pf.Check(provider.Env{Registry: r.Name, URL: &url.URL{Scheme: pu.Scheme, Host: pu.Host}, Settings: u.settings()}); err != nil {
+			for _, e := range splitJoined(err) {
+				bad("upstream (provider %s): %v", providerName(u.Provider), e)
+			}
+		}
+	}
+	if (u.TLS.CertFile == "") != (u.TLS.KeyFile == "") {
+		bad("upstream.tls: set certFile and keyFile together")
+	}
+	switch r.Prefetch {
+	case "", PrefetchNone, PrefetchLayers:
+	default:
+		bad("prefetch %q: want none or layers", r.Prefetch)
+	}
+	if len(r.PrefetchPlatforms) > 0 && r.Prefetch != PrefetchLayers {
+		bad("prefetchPlatforms: applies with prefetch: layers")
+	}
+	for _, p := range r.PrefetchPlatforms {
+		if _, err := parsePlatform(p); err != nil {
+			bad("prefetchPlatforms: %v", err)
+		}
+	}
+	if r.PrefetchConcurrency < 0 || r.PrefetchConcurrency > 64 {
+		bad("prefetchConcurrency %d: want 1 to 64 (0 for the default, %d)", r.PrefetchConcurrency, DefaultPrefetchConcurrency)
+	}
+	for i, s := range r.Sync {
+		if s.Repository == "" || !registry.ValidName(s.Repository) {
+			bad("sync[%d].repository %q: want a repository name as the cache maps it (library/alpine)", i, s.Repository)
+		} else if _, allowed := r.remoteOf(s.Repository); !allowed {
+			bad("sync[%d].repository %q: the allow and deny lists exclude it", i, s.Repository)
+		}
+		if s.Tags != "" {
+			if _, err := glob.Compile(s.Tags); err != nil {
+				bad("sync[%d].tags: %v", i, err)
+			}
+		}
+		for _, p := range s.Platforms {
+			if _, err := parsePlatform(p); err != nil {
+				bad("sync[%d].platforms: %v", i, err)
+			}
+		}
+	}
+	if r.SyncInterval != 0 && r.SyncInterval < time.Minute {
+		bad("syncInterval %v: want at least 1m (0s for the default, %v)", r.SyncInterval, DefaultSyncInterval)
 	}
 	if (u.Password != "" || u.PasswordFile != "") && u.Username == "" {
 		bad("upstream.username: required with a password")
@@ -285,6 +417,53 @@ func (r *Registry) validateCache(bad func(string, ...any)) {
 			bad("mirrorOf %q: want a registry host such as docker.io or ghcr.io", h)
 		}
 	}
+}
+
+// settings returns what the upstream's provider reads.
+func (u *Upstream) settings() provider.Settings {
+	return provider.Settings{
+		Username: u.Username, Password: u.Password, PasswordFile: u.PasswordFile, CredentialHelper: u.CredentialHelper,
+		DockerHub: u.DockerHub, ECR: u.ECR, ACR: u.ACR, GAR: u.GAR, Options: u.Options,
+	}
+}
+
+// providerName is the name of a configured provider.
+func providerName(p string) string {
+	if p == "" {
+		return provider.Generic
+	}
+	return p
+}
+
+// splitJoined returns the errors an errors.Join made, or err alone.
+func splitJoined(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// remoteOf maps a sync repository, as the cache's clients name it under
+// its prefix, to the upstream's name, and reports whether allow and deny
+// let it through.
+func (r *Registry) remoteOf(rest string) (string, bool) {
+	name := r.Upstream.RemotePrefix
+	if r.Upstream.SingleNamePrefix != "" && !strings.Contains(rest, "/") {
+		name += r.Upstream.SingleNamePrefix
+	}
+	name += rest
+	ok := len(r.Allow) == 0
+	for _, a := range r.Allow {
+		if g, err := glob.Compile(a); err == nil && g.Match(name) {
+			ok = true
+		}
+	}
+	for _, d := range r.Deny {
+		if g, err := glob.Compile(d); err == nil && g.Match(name) {
+			return name, false
+		}
+	}
+	return name, ok
 }
 
 // validHost reports whether h is "host[:port]".

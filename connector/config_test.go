@@ -69,7 +69,7 @@ func TestConfigValidate(t *testing.T) {
 		{"negative ttl", Config{{Name: "c", Type: TypeCache, Upstream: Upstream{URL: "https://x"}, TagTTL: durp(-time.Second)}}, []string{"registries[0] (c): tagTTL -1s: must not be negative"}},
 		{"short probe interval", Config{{Name: "c", Type: TypeCache, Upstream: Upstream{URL: "https://x"}, ProbeInterval: time.Millisecond}}, []string{"probeInterval 1ms: want at least 1s"}},
 		{"long timeout", Config{{Name: "c", Type: TypeCache, Upstream: Upstream{URL: "https://x", Timeout: 2 * time.Hour}}}, []string{"upstream.timeout 2h0m0s: want from 1s to 1h"}},
-		{"ttl on a virtual registry", Config{{Name: "h", Type: TypeHosted, Prefix: "h/"}, {Name: "v", Type: TypeVirtual, Members: []string{"h"}, CatalogTTL: durp(0)}}, []string{"TTLs and mirrorOf are for cache registries"}},
+		{"ttl on a virtual registry", Config{{Name: "h", Type: TypeHosted, Prefix: "h/"}, {Name: "v", Type: TypeVirtual, Members: []string{"h"}, CatalogTTL: durp(0)}}, []string{"TTLs and mirrorOf (and prefetch and sync) are for cache registries"}},
 		{"hosted with upstream", Config{{Name: "h", Type: TypeHosted, Upstream: Upstream{URL: "https://x"}}}, []string{"only name and prefix"}},
 		{"mirror twice", Config{
 			{Name: "a", Type: TypeCache, Prefix: "a/", Upstream: Upstream{URL: "https://x"}, MirrorOf: []string{"docker.io"}},

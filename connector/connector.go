@@ -25,8 +25,13 @@ type Options struct {
 	// MaxManifestSize bounds manifests fetched from upstreams
 	// (default registry.DefaultMaxManifestSize).
 	MaxManifestSize int64
-	// Now is the clock of TTLs (default time.Now).
+	// Now is the clock of TTLs and credential expiry (default time.Now).
 	Now func() time.Time
+	// TryLock, when set, takes the advisory lock named key shared by
+	// every replica (ok false when another holds it), so that a cache's
+	// scheduled sync runs on one replica at a time. Without it every
+	// process syncs.
+	TryLock func(ctx context.Context, key string) (release func(), ok bool, err error)
 }
 
 // Connector is the registry's Resolver when registries are configured: it
@@ -54,6 +59,7 @@ type env struct {
 	log         *slog.Logger
 	now         func() time.Time
 	maxManifest int64
+	tryLock     func(ctx context.Context, key string) (func(), bool, error)
 
 	ctx    context.Context // cancelled by Close: ends fills and probes
 	cancel context.CancelFunc
@@ -109,7 +115,7 @@ func New(cfg Config, meta metadata.ReadWriter, blobs *storage.Store, opts Option
 		opts.Now = time.Now
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &env{meta: meta, blobs: blobs, log: opts.Logger, now: opts.Now, maxManifest: opts.MaxManifestSize, ctx: ctx, cancel: cancel}
+	e := &env{meta: meta, blobs: blobs, log: opts.Logger, now: opts.Now, maxManifest: opts.MaxManifestSize, tryLock: opts.TryLock, ctx: ctx, cancel: cancel}
 	c := &Connector{env: e, byName: map[string]*entry{}, mirrors: map[string]*entry{}}
 	for _, rc := range cfg {
 		en := &entry{name: rc.Name, typ: rc.Type, prefix: rc.Prefix}
@@ -146,6 +152,9 @@ func New(cfg Config, meta metadata.ReadWriter, blobs *storage.Store, opts Option
 	sort.SliceStable(c.entries, func(i, j int) bool { return len(c.entries[i].prefix) > len(c.entries[j].prefix) })
 	for _, ca := range c.caches {
 		e.goAsync(ca.probeLoop)
+		if ca.sync != nil {
+			e.goAsync(ca.sync.loop)
+		}
 	}
 	return c, nil
 }
@@ -235,6 +244,9 @@ func wireError(err error, notFound registry.Code, what string) error {
 	case kindBad:
 		return &registry.Error{Code: registry.ErrBadGateway, Detail: detail,
 			Message: fmt.Sprintf("the upstream %s answered wrongly for %s: %v", ue.upstream, what, ue.err)}
+	case kindCredentials:
+		return &registry.Error{Code: registry.ErrBadGateway, Detail: detail,
+			Message: fmt.Sprintf("berth could not authenticate to the upstream %s, and %s is not cached: %v", ue.upstream, what, ue.err)}
 	case kindCanceled:
 		return err
 	default:

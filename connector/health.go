@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/berthhq/berth/client/transport"
+	"github.com/berthhq/berth/connector/provider"
 )
 
 // Health states of an upstream.
@@ -70,7 +71,7 @@ func (ca *cache) record(err error, latency time.Duration, probe bool) {
 	case kind == kindCanceled:
 		h.mu.Unlock()
 		return
-	case kind == kindUnavailable, probe && (kind == kindNotFound || kind == kindBad):
+	case kind == kindUnavailable, kind == kindCredentials, probe && (kind == kindNotFound || kind == kindBad):
 		// Requests find the upstream down when they cannot reach it; a
 		// probe also when /v2/ does not answer as a registry would.
 		if h.state != stateDown {
@@ -107,6 +108,7 @@ var kindNames = map[errKind]string{
 	kindRateLimited: "rate-limiting",
 	kindRefused:     "refused access",
 	kindBad:         "answered wrongly",
+	kindCredentials: "no credentials",
 }
 
 // redacted describes err for the health report without the request it
@@ -122,6 +124,10 @@ func redacted(err error) string {
 	var te *transport.Error
 	var ue *url.Error
 	switch {
+	case kindOf(err) == kindCredentials:
+		// The provider's message names its service and what failed,
+		// never a repository (provider.Provider.Credentials).
+		return what + ": " + credentialCause(err)
 	case errors.As(err, &te):
 		codes := make([]string, 0, len(te.Errors))
 		for _, d := range te.Errors {
@@ -147,6 +153,27 @@ func redacted(err error) string {
 	return what
 }
 
+// credentialCause is what a credential failure says, without the request
+// that needed the credentials.
+func credentialCause(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	msg := err.Error()
+	// transport.Auth prefixes "credentials for HOST: ".
+	if _, rest, ok := strings.Cut(msg, "credentials for "); ok {
+		if _, after, ok := strings.Cut(rest, ": "); ok {
+			msg = after
+		}
+	}
+	const max = 300
+	if len(msg) > max {
+		msg = msg[:max] + "..."
+	}
+	return msg
+}
+
 // probeLoop probes ca's upstream now and then every probe interval, until
 // Close.
 func (ca *cache) probeLoop() {
@@ -166,7 +193,13 @@ func (ca *cache) probeLoop() {
 func (ca *cache) probe(ctx context.Context) {
 	start := time.Now()
 	err := ca.up.ping(ctx)
-	ca.record(err, time.Since(start), true)
+	latency := time.Since(start)
+	if err == nil {
+		// An upstream that answers is no use without credentials: a
+		// provider that cannot get them shows in the report too.
+		err = ca.up.checkCredentials(ctx)
+	}
+	ca.record(err, latency, true)
 }
 
 // Status is the health of one cache's upstream, as the health endpoint
@@ -181,6 +214,16 @@ type Status struct {
 	LastErrorAt *time.Time `json:"lastErrorAt,omitempty"`
 	LatencyMs   float64    `json:"latencyMs"`
 	LastProbe   *time.Time `json:"lastProbe,omitempty"`
+	// Provider names the upstream's provider.
+	Provider string `json:"provider"`
+	// RateLimit is the pull limit the upstream last announced (Docker
+	// Hub's ratelimit-limit and ratelimit-remaining headers).
+	RateLimit *provider.RateLimit `json:"rateLimit,omitempty"`
+	// Prefetch is the background fetching of layers, with prefetch:
+	// layers or a sync list.
+	Prefetch *PrefetchStatus `json:"prefetch,omitempty"`
+	// Sync is the scheduled sync, with a sync list.
+	Sync *SyncStatus `json:"sync,omitempty"`
 }
 
 // Status returns the health of every cache, in configuration order.
@@ -204,7 +247,34 @@ func (c *Connector) Status() []Status {
 			s.LastProbe = &t
 		}
 		h.mu.Unlock()
+		s.Provider = ca.up.providerName
+		if hi, ok := ca.up.provider.(provider.Hinter); ok {
+			s.RateLimit = hi.Hints().RateLimit
+		}
+		if ca.prefetcher != nil {
+			ps := ca.prefetcher.status()
+			s.Prefetch = &ps
+		}
+		if ca.sync != nil {
+			ss := ca.sync.snapshot()
+			s.Sync = &ss
+		}
 		out = append(out, s)
+	}
+	return out
+}
+
+// RateLimits returns, by cache name, the pull limits the upstreams last
+// announced (for metrics); caches whose upstream announced none are
+// left out.
+func (c *Connector) RateLimits() map[string]provider.RateLimit {
+	out := map[string]provider.RateLimit{}
+	for _, ca := range c.caches {
+		if hi, ok := ca.up.provider.(provider.Hinter); ok {
+			if rl := hi.Hints().RateLimit; rl != nil {
+				out[ca.name] = *rl
+			}
+		}
 	}
 	return out
 }

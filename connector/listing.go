@@ -2,9 +2,12 @@ package connector
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"strings"
+	"time"
 
+	"github.com/berthhq/berth/connector/provider"
 	"github.com/berthhq/berth/registry"
 )
 
@@ -128,9 +131,131 @@ func (c *Connector) Catalog(ctx context.Context, last string, n int, visible fun
 
 // Search implements registry.Resolver over the same names as the catalog:
 // those containing the term.
+// Names an upstream's search API found come after them, up to n.
 func (c *Connector) Search(ctx context.Context, term string, n int, visible func(string) bool) ([]string, error) {
 	if !c.active {
 		return registry.Hosted{Meta: c.env.meta}.Search(ctx, term, n, visible)
 	}
-	return merge(ctx, c.sources(ctx, visible, true, term), "", n)
+	results, err := c.SearchResults(ctx, term, n, visible)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(results))
+	for i, r := range results {
+		names[i] = r.Name
+	}
+	return names, nil
+}
+
+// maxSearchTerm bounds the terms sent to an upstream's search.
+const maxSearchTerm = 256
+
+// maxUpstreamSearch bounds how long a search waits for an upstream's
+// search API.
+const maxUpstreamSearch = 5 * time.Second
+
+// upstreamSearch asks each cache whose provider searches (Docker Hub) for
+// term, and returns what it found as local names that visible accepts.
+func (c *Connector) upstreamSearch(ctx context.Context, term string, n int, visible func(string) bool) []registry.SearchResult {
+	if term == "" || len(term) > maxSearchTerm {
+		return nil
+	}
+	var out []registry.SearchResult
+	for _, e := range c.entries {
+		ca := e.cache
+		if ca == nil || ca.health.isDown() {
+			continue
+		}
+		s, ok := ca.up.provider.(provider.Searcher)
+		if !ok {
+			continue
+		}
+		key := fmt.Sprint(n) + "\x00" + term
+		now := c.env.now()
+		found, ok := ca.searches.get(key, now)
+		if !ok {
+			sctx, cancel := context.WithTimeout(ctx, min(maxUpstreamSearch, ca.up.timeout))
+			var err error
+			found, err = s.Search(sctx, term, n)
+			cancel()
+			if err != nil {
+				c.env.log.Info("upstream search failed", "registry", ca.name, "err", err)
+				continue
+			}
+			ca.searches.put(key, found, now, now.Add(searchTTL))
+		}
+		for _, r := range found {
+			rest, ok := ca.localRest(r.Name)
+			if !ok {
+				continue
+			}
+			name := ca.prefix + rest
+			if !registry.ValidName(name) || c.owner(name) != e || !visible(name) {
+				continue
+			}
+			out = append(out, registry.SearchResult{Name: name, Description: r.Description, StarCount: r.Stars,
+				IsOfficial: r.Official, IsAutomated: r.Automated, Source: registry.SourceUpstream, Registry: ca.name})
+		}
+	}
+	return out
+}
+
+// SearchResults implements registry.ResultSearcher: hosted, cached and
+// virtual names and the upstreams' catalogs (as Search), then what the
+// upstreams' search APIs found, each marked with its source; up to n.
+func (c *Connector) SearchResults(ctx context.Context, term string, n int, visible func(string) bool) ([]registry.SearchResult, error) {
+	var names []string
+	var err error
+	if c.active {
+		names, err = merge(ctx, c.sources(ctx, visible, true, term), "", n)
+	} else {
+		names, err = registry.Hosted{Meta: c.env.meta}.Search(ctx, term, n, visible)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]registry.SearchResult, 0, len(names))
+	at := map[string]int{}
+	for _, name := range names {
+		at[name] = len(out)
+		out = append(out, c.describe(ctx, name))
+	}
+	if !c.active {
+		return out, nil
+	}
+	for _, r := range c.upstreamSearch(ctx, term, n, visible) {
+		if i, ok := at[r.Name]; ok {
+			// Known locally: the upstream says what it is.
+			src := out[i].Source
+			out[i] = r
+			out[i].Source = src
+			continue
+		}
+		if len(out) >= n {
+			break
+		}
+		at[r.Name] = len(out)
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// describe says where a listed name comes from.
+func (c *Connector) describe(ctx context.Context, name string) registry.SearchResult {
+	r := registry.SearchResult{Name: name, Source: registry.SourceHosted}
+	e := c.owner(name)
+	if e == nil {
+		return r
+	}
+	r.Registry = e.name
+	switch e.typ {
+	case TypeVirtual:
+		r.Source = registry.SourceVirtual
+	case TypeCache:
+		r.Source = registry.SourceUpstream
+		if _, err := c.env.meta.Tags(ctx, name, "", 0); err == nil {
+			r.Source = registry.SourceCached
+		}
+	}
+	return r
 }

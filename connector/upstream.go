@@ -2,10 +2,13 @@ package connector
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -19,6 +22,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berthhq/berth/client/transport"
+	"github.com/berthhq/berth/connector/provider"
 	"github.com/berthhq/berth/mediatype"
 )
 
@@ -54,6 +58,9 @@ const (
 	kindBad
 	// kindCanceled: berth gave up (shutting down); nothing to learn.
 	kindCanceled
+	// kindCredentials: the provider could not obtain credentials (its
+	// token service refused, answered wrongly or could not be reached).
+	kindCredentials
 )
 
 // upstreamError is a failure to get something from an upstream.
@@ -94,9 +101,12 @@ type upstream struct {
 	// down reports whether the upstream is known to be down: requests
 	// are then sent once, without retries.
 	down func() bool
+	// provider adds what the upstream needs beyond the distribution API.
+	provider     provider.Provider
+	providerName string
 }
 
-func newUpstream(cfg Upstream) (*upstream, error) {
+func newUpstream(ctx context.Context, registryName string, cfg Upstream, now func() time.Time, log *slog.Logger) (*upstream, error) {
 	base, err := url.Parse(strings.TrimSuffix(cfg.URL, "/"))
 	if err != nil {
 		return nil, err
@@ -109,18 +119,14 @@ func newUpstream(cfg Upstream) (*upstream, error) {
 	if cfg.Timeout > 0 {
 		timeout = cfg.Timeout
 	}
-	password := cfg.Password
-	if cfg.PasswordFile != "" {
-		b, err := os.ReadFile(cfg.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("upstream.passwordFile: %w", err)
-		}
-		password = strings.TrimRight(string(b), "\r\n")
+	tlsConfig, err := upstreamTLS(cfg.TLS)
+	if err != nil {
+		return nil, err
 	}
-	creds := transport.Credentials{Username: cfg.Username, Password: password}
 	ht := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       tlsConfig,
 		TLSHandshakeTimeout:   timeout,
 		ResponseHeaderTimeout: timeout,
 		ExpectContinueTimeout: time.Second,
@@ -129,31 +135,121 @@ func newUpstream(cfg Upstream) (*upstream, error) {
 		IdleConnTimeout:       90 * time.Second,
 		ForceAttemptHTTP2:     true,
 	}
+	u := &upstream{
+		base:         base,
+		name:         base.String(),
+		timeout:      timeout,
+		probe:        transport.NewUserAgent(ht, userAgent),
+		http:         ht,
+		providerName: providerName(cfg.Provider),
+	}
+	// The provider's own requests (token exchanges, search) share the
+	// upstream's TLS settings, but neither its auth nor its retries.
+	providerClient := &http.Client{Transport: transport.NewUserAgent(ht, userAgent), Timeout: 4 * timeout}
+	pf, ok := provider.Lookup(cfg.Provider)
+	if !ok {
+		return nil, fmt.Errorf("upstream.provider %q: no such provider", cfg.Provider)
+	}
+	penv := provider.Env{
+		Registry: registryName, URL: &url.URL{Scheme: base.Scheme, Host: base.Host}, Settings: cfg.settings(),
+		HTTPClient: providerClient, TLS: tlsConfig, Now: now, Log: log,
+		Catalog: func(ctx context.Context) ([]string, error) { return u.list(ctx, "/v2/_catalog", "repositories") },
+	}
+	if pf.Check != nil {
+		if err := pf.Check(penv); err != nil {
+			return nil, fmt.Errorf("upstream (provider %s): %w", u.providerName, err)
+		}
+	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	prov, err := pf.New(pctx, penv)
+	if err != nil {
+		return nil, fmt.Errorf("upstream (provider %s): %w", u.providerName, err)
+	}
+	u.provider = prov
+	var inner http.RoundTripper = ht
+	if obs, ok := prov.(provider.Observer); ok {
+		inner = observing{next: ht, host: base.Host, obs: obs}
+	}
 	// Few, quick retries: a client waits, and a cache has stale content to
 	// fall back on. A longer Retry-After is passed on instead of waited for.
-	retry := transport.NewRetry(ht, transport.RetryOptions{
+	retry := transport.NewRetry(inner, transport.RetryOptions{
 		Attempts: 3, Backoff: 100 * time.Millisecond, MaxBackoff: time.Second, MaxRetryAfter: 2 * time.Second,
 	})
-	auth := transport.NewAuth(retry, transport.AuthOptions{
+	u.auth = transport.NewAuth(retry, transport.AuthOptions{
 		Host: base.Host,
-		Credentials: func(context.Context, string) (transport.Credentials, error) {
-			return creds, nil
+		Credentials: func(ctx context.Context, _ string) (transport.Credentials, error) {
+			return prov.Credentials(ctx, transport.CredentialScopes(ctx))
 		},
 		TokenTransport: transport.NewUserAgent(retry, userAgent),
 		ClientID:       "berth",
+		Now:            now,
 	})
-	return &upstream{
-		base:    base,
-		name:    base.String(),
-		timeout: timeout,
-		hc:      &http.Client{Transport: transport.NewUserAgent(auth, userAgent)},
-		probe:   transport.NewUserAgent(ht, userAgent),
-		auth:    auth,
-		http:    ht,
-	}, nil
+	u.hc = &http.Client{Transport: transport.NewUserAgent(u.auth, userAgent)}
+	return u, nil
+}
+
+// upstreamTLS builds the TLS configuration of an upstream connection: the
+// system's roots and CAFile's, a client certificate, or no verification.
+func upstreamTLS(c UpstreamTLS) (*tls.Config, error) {
+	if c == (UpstreamTLS{}) {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.InsecureSkipVerify} //nolint:gosec // an operator's explicit choice, for tests
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("upstream.tls.caFile: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("upstream.tls.caFile %s: no PEM certificate in it", c.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if c.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("upstream.tls.certFile and keyFile: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+// observing shows a provider every answer of its upstream host.
+type observing struct {
+	next http.RoundTripper
+	host string
+	obs  provider.Observer
+}
+
+func (o observing) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := o.next.RoundTrip(req)
+	if err == nil && req.URL.Host == o.host {
+		o.obs.Observe(resp)
+	}
+	return resp, err
 }
 
 func (u *upstream) close() { u.http.CloseIdleConnections() }
+
+// invalidate tells the provider that its credentials were refused, and
+// drops the tokens obtained with them: the next request starts afresh.
+// It reports whether the provider may now give other credentials.
+func (u *upstream) invalidate() bool {
+	renewed := false
+	if inv, ok := u.provider.(provider.Invalidator); ok {
+		renewed = inv.Invalidate()
+	}
+	if renewed {
+		u.auth.ForgetTokens()
+	}
+	return renewed
+}
 
 func (u *upstream) url(path string, q url.Values) string {
 	v := *u.base
@@ -175,6 +271,10 @@ func (u *upstream) fail(ctx context.Context, err error) error {
 	e := &upstreamError{upstream: u.name, err: err}
 	var te *transport.Error
 	switch {
+	case errors.Is(err, transport.ErrCredentials) && !(errors.Is(err, context.Canceled) && ctx.Err() != nil):
+		e.kind = kindCredentials
+	case errors.Is(err, transport.ErrBadToken):
+		e.kind = kindBad
 	case errors.As(err, &te):
 		switch {
 		case errors.Is(te, transport.ErrNotFound):
@@ -183,6 +283,9 @@ func (u *upstream) fail(ctx context.Context, err error) error {
 			e.kind = kindRateLimited
 		case errors.Is(te, transport.ErrUnauthorized), errors.Is(te, transport.ErrDenied):
 			e.kind = kindRefused
+			if te.StatusCode == http.StatusUnauthorized {
+				_ = u.invalidate()
+			}
 		case te.StatusCode >= 500, te.StatusCode == http.StatusRequestTimeout:
 			e.kind = kindUnavailable
 		default:
@@ -219,6 +322,18 @@ func (u *upstream) do(ctx context.Context, method, path string, q url.Values, hd
 		req.Header[k] = v
 	}
 	resp, err := u.hc.Do(req)
+	var te *transport.Error
+	refused := (err == nil && resp.StatusCode == http.StatusUnauthorized) ||
+		(errors.As(err, &te) && te.StatusCode == http.StatusUnauthorized) // by the token service
+	if refused && want != http.StatusUnauthorized && u.invalidate() {
+		// Credentials the provider still thought good were refused (a
+		// rotated key, a revoked token): once more with new ones.
+		if err == nil {
+			_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
+			resp.Body.Close()
+		}
+		resp, err = u.hc.Do(req.Clone(ctx))
+	}
 	if err != nil {
 		return nil, u.fail(ctx, err)
 	}
@@ -432,6 +547,23 @@ func (u *upstream) ping(ctx context.Context) error {
 	}
 	return nil
 }
+
+// checkCredentials asks the provider for credentials, as a request would.
+func (u *upstream) checkCredentials(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, u.timeout)
+	defer cancel()
+	if _, err := u.provider.Credentials(ctx, nil); err != nil {
+		return u.fail(ctx, fmt.Errorf("credentials for %s: %w", u.base.Host, &credentialsFailure{err}))
+	}
+	return nil
+}
+
+// credentialsFailure marks a provider's error as transport.ErrCredentials,
+// as the transport does for the requests it authorizes.
+type credentialsFailure struct{ err error }
+
+func (e *credentialsFailure) Error() string   { return e.err.Error() }
+func (e *credentialsFailure) Unwrap() []error { return []error{transport.ErrCredentials, e.err} }
 
 func (u *upstream) bad(format string, args ...any) error {
 	return &upstreamError{kind: kindBad, upstream: u.name, err: fmt.Errorf(format, args...)}

@@ -229,20 +229,29 @@ func (v *virtualRepo) Tags(ctx context.Context, last string, n int) (*registry.T
 	return &registry.TagList{Tags: registry.PageOf(all, last, n), Stale: stale || firstErr != nil}, nil
 }
 
-// Referrers implements registry.Repository: those of the first member
-// that has the repository.
+// Referrers implements registry.Repository: those of every member (a
+// cache's from its upstream too), merged.
 func (v *virtualRepo) Referrers(ctx context.Context, d digest.Digest, q metadata.ReferrersQuery) ([]metadata.Descriptor, bool, error) {
 	if err := v.none(); err != nil {
 		return nil, false, err
 	}
-	pick := v.ms[0]
+	var all []metadata.Descriptor
 	for _, m := range v.ms {
-		if _, err := v.meta.Tags(ctx, m.name, "", 0); err == nil {
-			pick = m
-			break
+		if m.e.cache != nil {
+			if list, err := m.e.cache.upstreamReferrers(ctx, m.name, m.remote, d); err == nil {
+				all = append(all, list...)
+			} else if ctx.Err() != nil {
+				return nil, false, ctx.Err()
+			}
 		}
+		list, err := allReferrers(ctx, v.meta, m.name, d)
+		if err != nil {
+			return nil, false, err
+		}
+		all = append(all, list...)
 	}
-	return registry.HostedRepository(v.meta, pick.name).Referrers(ctx, d, q)
+	page, more := pageReferrers(all, q)
+	return page, more, nil
 }
 
 // StoredBlob implements registry.Repository: the first member that stores

@@ -50,6 +50,7 @@ var (
 	ErrUnavailable         = Code{"UNAVAILABLE", http.StatusServiceUnavailable, "service unavailable"}
 	ErrBadGateway          = Code{"UNAVAILABLE", http.StatusBadGateway, "the upstream registry answered wrongly"}
 	ErrNoSpace             = Code{"UNAVAILABLE", http.StatusInsufficientStorage, "the registry is out of storage space"}
+	ErrConfigInvalid       = Code{"CONFIG_INVALID", http.StatusUnprocessableEntity, "the new configuration is invalid; the running one stays"}
 )
 
 // Error is an error destined for a client: a code from the table, an

@@ -162,7 +162,7 @@ var tableCodes = func() map[string]bool {
 		ErrManifestBlobUnknown, ErrManifestInvalid, ErrManifestTooLarge, ErrManifestUnknown, ErrNameInvalid,
 		ErrNameUnknown, ErrSizeInvalid, ErrTagInvalid, ErrRangeInvalid, ErrRangeUnsatisfiable,
 		ErrPaginationInvalid, ErrUnauthorized, ErrDenied, ErrUnsupported, ErrNotFound, ErrTooManyRequests,
-		ErrUnknown, ErrUnavailable, ErrManifestReferenced} {
+		ErrUnknown, ErrUnavailable, ErrManifestReferenced, ErrConfigInvalid} {
 		m[c.Name] = true
 	}
 	return m

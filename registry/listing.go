@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -213,12 +214,42 @@ func (reg *Registry) pingV1(w http.ResponseWriter, r *http.Request, _ Route) err
 	}{true})
 }
 
-type searchResult struct {
+// SearchResult is one repository a search found, as the Docker daemon's
+// search API answers it, with where the name comes from: Docker's fields
+// first, then source and registry, which Docker's clients ignore.
+type SearchResult struct {
 	Name        string `json:"name"`
 	Description string `json:"description"`
 	StarCount   int    `json:"star_count"`
 	IsOfficial  bool   `json:"is_official"`
 	IsAutomated bool   `json:"is_automated"`
+	// Source is SourceHosted, SourceCached, SourceUpstream or
+	// SourceVirtual.
+	Source string `json:"source,omitempty"`
+	// Registry names the configured registry that serves the name
+	// (empty for the implicit hosted one).
+	Registry string `json:"registry,omitempty"`
+}
+
+// Sources of search results.
+const (
+	// SourceHosted: pushed to berth.
+	SourceHosted = "hosted"
+	// SourceCached: a cache holds content of it.
+	SourceCached = "cached"
+	// SourceUpstream: an upstream has it (its catalog or search); nothing
+	// is cached yet.
+	SourceUpstream = "upstream"
+	// SourceVirtual: served by a virtual registry.
+	SourceVirtual = "virtual"
+)
+
+// ResultSearcher is a Resolver whose searches say more than names (where
+// each comes from, an upstream's description and stars). The search API
+// uses it when the Resolver offers it.
+type ResultSearcher interface {
+	// SearchResults is Search with the results described.
+	SearchResults(ctx context.Context, term string, n int, visible func(name string) bool) ([]SearchResult, error)
 }
 
 // searchV1 answers the Docker daemon's search API with repositories whose
@@ -234,13 +265,24 @@ func (reg *Registry) searchV1(w http.ResponseWriter, r *http.Request, _ Route) e
 		}
 		n = min(v, 100)
 	}
-	names, err := reg.resolver.Search(r.Context(), term, n, reg.visible(r))
-	if err != nil {
-		return err
+	var results []SearchResult
+	if rs, ok := reg.resolver.(ResultSearcher); ok {
+		found, err := rs.SearchResults(r.Context(), term, n, reg.visible(r))
+		if err != nil {
+			return err
+		}
+		results = found
+	} else {
+		names, err := reg.resolver.Search(r.Context(), term, n, reg.visible(r))
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
+			results = append(results, SearchResult{Name: name, Source: SourceHosted})
+		}
 	}
-	results := make([]searchResult, 0, len(names))
-	for _, name := range names {
-		results = append(results, searchResult{Name: name})
+	if results == nil {
+		results = []SearchResult{}
 	}
 	return writeJSON(w, r, "application/json", struct {
 		NumPages   int            `json:"num_pages"`
@@ -248,6 +290,6 @@ func (reg *Registry) searchV1(w http.ResponseWriter, r *http.Request, _ Route) e
 		PageSize   int            `json:"page_size"`
 		Page       int            `json:"page"`
 		Query      string         `json:"query"`
-		Results    []searchResult `json:"results"`
+		Results    []SearchResult `json:"results"`
 	}{1, len(results), n, 1, term, results})
 }

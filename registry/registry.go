@@ -12,6 +12,7 @@
 package registry
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -58,6 +59,10 @@ type Options struct {
 	// (otherwise it opens an upload session, as for an unknown blob).
 	// Without it, MayPull decides.
 	MayMount func(r *http.Request, name string) bool
+	// Reload, when set, reloads the configuration for POST ReloadPath
+	// (the server's SIGHUP). An error says why the new configuration
+	// was refused; the running one stays.
+	Reload func(ctx context.Context) error
 }
 
 // Registry is the HTTP handler of the registry API.
@@ -194,6 +199,7 @@ func (reg *Registry) routeTable() map[int]map[string]handlerFunc {
 		KindPingV1:      {"GET": reg.pingV1, "HEAD": reg.pingV1},
 		KindSearchV1:    {"GET": reg.searchV1},
 		KindHealth:      {"GET": reg.health, "HEAD": reg.health},
+		KindReload:      {"POST": reg.reload},
 	}
 }
 
@@ -217,6 +223,20 @@ func (reg *Registry) health(w http.ResponseWriter, r *http.Request, _ Route) err
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	return writeJSON(w, r, "application/json", report)
+}
+
+// reload applies a new configuration at an operator's request.
+func (reg *Registry) reload(w http.ResponseWriter, r *http.Request, _ Route) error {
+	if reg.opts.Reload == nil {
+		return errf(ErrUnsupported, "this server cannot reload its configuration")
+	}
+	if err := reg.opts.Reload(r.Context()); err != nil {
+		return &Error{Code: ErrConfigInvalid, Message: "the configuration was not reloaded: " + err.Error()}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	return writeJSON(w, r, "application/json", struct {
+		Reloaded bool `json:"reloaded"`
+	}{true})
 }
 
 // metaErr maps metadata categories to wire errors.

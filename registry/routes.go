@@ -33,10 +33,15 @@ const (
 	KindSearchV1
 	// KindHealth is the connectors' health report (HealthPath).
 	KindHealth
+	// KindReload reloads the configuration (ReloadPath).
+	KindReload
 )
 
 // HealthPath is where the connectors' health is served as JSON.
 const HealthPath = "/_berth/connectors"
+
+// ReloadPath is where a POST reloads the configuration (Options.Reload).
+const ReloadPath = "/_berth/reload"
 
 // Route is a parsed request path.
 type Route struct {
@@ -86,6 +91,9 @@ func ParseRoute(method, path string) (rt Route, ok bool) {
 	case HealthPath:
 		// It names upstreams: for callers who may list the catalog.
 		return Route{Kind: KindHealth, Access: AccessCatalog}, true
+	case ReloadPath:
+		// An operator's: for callers the rules give the catalog.
+		return Route{Kind: KindReload, Access: AccessCatalog}, true
 	}
 	rest, found := strings.CutPrefix(path, "/v2/")
 	if !found {

@@ -578,7 +578,25 @@ type cacheView struct {
 // statusView maps a cache's status to what the page shows; new fields of
 // connector.Status (provider, rate limit, sync) are mapped here.
 func statusView(s connector.Status) *cacheView {
-	return &cacheView{Status: s}
+	v := &cacheView{Status: s, Provider: s.Provider}
+	if rl := s.RateLimit; rl != nil {
+		v.HasRateLimit = true
+		v.RateLimitRemaining, v.RateLimit = int64(rl.Remaining), int64(rl.Limit)
+	}
+	if sy := s.Sync; sy != nil {
+		switch {
+		case sy.Running:
+			v.SyncStatus = fmt.Sprintf("running: %d of %d tags", sy.Done, sy.Total)
+			v.SyncAt = sy.LastStart
+		case sy.LastResult != "":
+			v.SyncStatus = fmt.Sprintf("%s (%d tags, %d failed)", sy.LastResult, sy.Tags, sy.Failed)
+			v.SyncAt = sy.LastEnd
+		default:
+			v.SyncStatus = "not run yet"
+			v.SyncAt = sy.NextRun
+		}
+	}
+	return v
 }
 
 type registriesData struct {

@@ -418,3 +418,16 @@ func Static(registry string, creds Credentials) transport.CredentialFunc {
 		return Credentials{}, nil
 	}
 }
+
+// Helper returns a credential source that asks the credential helper
+// docker-credential-NAME (the same protocol as credHelpers in the config file) for the
+// credentials of each registry, without a config file: a server that authenticates to an
+// upstream with, say, ecr-login. A helper that knows no credentials for the registry gives
+// none (anonymous access); env is the helper's environment (nil: this process's).
+func Helper(name string, env []string) transport.CredentialFunc {
+	f := &ConfigFile{HelperPrefix: "docker-credential-", Env: env}
+	return func(ctx context.Context, registry string) (Credentials, error) {
+		creds, _, err := f.helperGet(ctx, name, ServerAddress(registry))
+		return creds, err
+	}
+}

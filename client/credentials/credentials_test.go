@@ -286,3 +286,25 @@ func TestHelperEnv(t *testing.T) {
 		t.Fatalf("Get = %+v, %v", got, err)
 	}
 }
+
+func TestHelperWithoutConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	script := "#!/bin/sh\nread addr\nif [ \"$addr\" = \"reg.example:5000\" ]; then printf '{\"ServerURL\":\"%s\",\"Username\":\"AWS\",\"Secret\":\"s3cret\"}' \"$addr\"; else echo 'credentials not found in native keychain'; exit 1; fi\n"
+	if err := os.WriteFile(filepath.Join(dir, "docker-credential-t"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"PATH=" + dir + string(os.PathListSeparator) + os.Getenv("PATH")}
+	t.Setenv("PATH", env[0][len("PATH="):])
+	get := Helper("t", env)
+	c, err := get(context.Background(), "https://reg.example:5000")
+	if err != nil || c.Username != "AWS" || c.Password != "s3cret" {
+		t.Fatalf("Helper get = %+v, %v", c, err)
+	}
+	c, err = get(context.Background(), "other.example")
+	if err != nil || !c.Empty() {
+		t.Fatalf("Helper get of an unknown registry = %+v, %v; want none", c, err)
+	}
+	if _, err := Helper("no-such-helper-xyz", nil)(context.Background(), "reg.example"); err == nil {
+		t.Fatal("a missing helper gave no error")
+	}
+}

@@ -169,7 +169,7 @@ func (a *Auth) authorize(req *http.Request, scopes []string, fresh bool) (*http.
 		}
 		value = "Bearer " + tok.Token
 	} else if _, ok := ChallengeFor(chs, "basic"); ok {
-		creds, err := a.credentials(req.Context())
+		creds, err := a.credentials(req.Context(), scopes)
 		if err != nil {
 			return nil, "", err
 		}
@@ -185,15 +185,40 @@ func (a *Auth) authorize(req *http.Request, scopes []string, fresh bool) (*http.
 	return r, value, nil
 }
 
-func (a *Auth) credentials(ctx context.Context) (Credentials, error) {
+func (a *Auth) credentials(ctx context.Context, scopes []string) (Credentials, error) {
 	if a.opts.Credentials == nil {
 		return Credentials{}, nil
 	}
-	c, err := a.opts.Credentials(ctx, a.opts.Host)
+	c, err := a.opts.Credentials(context.WithValue(ctx, credentialScopesKey{}, scopes), a.opts.Host)
 	if err != nil {
-		return Credentials{}, fmt.Errorf("credentials for %s: %w", a.opts.Host, err)
+		return Credentials{}, fmt.Errorf("credentials for %s: %w", a.opts.Host, credentialError{err})
 	}
 	return c, nil
+}
+
+// credentialError is a failure of the credential source: its message, matching
+// ErrCredentials and what it wraps.
+type credentialError struct{ err error }
+
+func (e credentialError) Error() string   { return e.err.Error() }
+func (e credentialError) Unwrap() []error { return []error{ErrCredentials, e.err} }
+
+type credentialScopesKey struct{}
+
+// CredentialScopes returns, inside a CredentialFunc called by Auth, the scopes the request
+// being authorized needs, so that a credential source that issues credentials per scope (a
+// cloud provider's token exchange) can ask for just those. Outside such a call it is nil.
+func CredentialScopes(ctx context.Context) []string {
+	s, _ := ctx.Value(credentialScopesKey{}).([]string)
+	return s
+}
+
+// ForgetTokens drops the cached bearer tokens, so the next request fetches one with fresh
+// credentials (after a credential source was told its credentials were refused).
+func (a *Auth) ForgetTokens() {
+	a.mu.Lock()
+	a.tokens = map[string]Token{}
+	a.mu.Unlock()
 }
 
 func basicAuth(user, pass string) string {
@@ -215,7 +240,7 @@ func (a *Auth) token(ctx context.Context, ch Challenge, scopes []string, fresh b
 			return tok, nil
 		}
 	}
-	creds, err := a.credentials(ctx)
+	creds, err := a.credentials(ctx, scopes)
 	if err != nil {
 		return Token{}, err
 	}
@@ -359,14 +384,14 @@ func readToken(resp *http.Response, now func() time.Time) (Token, error) {
 		RefreshToken string `json:"refresh_token"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxTokenBody)).Decode(&body); err != nil {
-		return Token{}, fmt.Errorf("token request: decoding the answer: %w", err)
+		return Token{}, fmt.Errorf("token request: %w: decoding the answer: %w", ErrBadToken, err)
 	}
 	tok := Token{Token: body.Token, RefreshToken: body.RefreshToken}
 	if tok.Token == "" {
 		tok.Token = body.AccessToken
 	}
 	if tok.Token == "" {
-		return Token{}, errors.New("token request: the answer holds no token")
+		return Token{}, fmt.Errorf("token request: %w: the answer holds no token", ErrBadToken)
 	}
 	life := time.Duration(body.ExpiresIn) * time.Second
 	if life < minTokenLife {

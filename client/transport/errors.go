@@ -23,6 +23,11 @@ var (
 	// ErrDigestMismatch: content did not hash to the digest it was fetched by or announced
 	// with. Nothing of it is returned or stored as good.
 	ErrDigestMismatch = errors.New("digest mismatch")
+	// ErrCredentials: the credential source (a helper program, a cloud provider's token
+	// exchange) failed, so the request could not be authorized.
+	ErrCredentials = errors.New("no credentials")
+	// ErrBadToken: a token service answered 200 with something that is no token.
+	ErrBadToken = errors.New("malformed token answer")
 )
 
 // ErrorDetail is one entry of a registry's error body, {"errors":[{"code","message","detail"}]}.

@@ -446,3 +446,59 @@ func TestErrorCategories(t *testing.T) {
 		}
 	}
 }
+
+func TestAuthCredentialScopesAndErrors(t *testing.T) {
+	var seen []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, _, ok := r.BasicAuth(); !ok {
+			w.Header().Set("WWW-Authenticate", `Basic realm="x"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	fail := errors.New("helper exploded")
+	var broken bool
+	a := NewAuth(http.DefaultTransport, AuthOptions{
+		Host:       u.Host,
+		Challenges: []Challenge{{Scheme: "basic", Params: map[string]string{"realm": "x"}}},
+		Credentials: func(ctx context.Context, host string) (Credentials, error) {
+			seen = CredentialScopes(ctx)
+			if broken {
+				return Credentials{}, fail
+			}
+			return Credentials{Username: "u", Password: "p"}, nil
+		},
+	})
+	hc := &http.Client{Transport: a}
+	resp, err := hc.Get(srv.URL + "/v2/a/b/manifests/latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if len(seen) != 1 || seen[0] != "repository:a/b:pull" {
+		t.Errorf("CredentialScopes = %v, want [repository:a/b:pull]", seen)
+	}
+	broken = true
+	_, err = hc.Get(srv.URL + "/v2/a/b/manifests/latest")
+	if !errors.Is(err, ErrCredentials) || !errors.Is(err, fail) {
+		t.Errorf("err = %v, want ErrCredentials wrapping the source's error", err)
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("err has a line break: %q", err)
+	}
+}
+
+func TestReadTokenMalformed(t *testing.T) {
+	for _, body := range []string{`{"token":`, `{}`, `<html>`} {
+		resp := &http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader(body)), Header: http.Header{}}
+		if _, err := readToken(resp, time.Now); !errors.Is(err, ErrBadToken) {
+			t.Errorf("%s: err = %v, want ErrBadToken", body, err)
+		}
+	}
+}

@@ -21,7 +21,6 @@ import (
 
 	"github.com/berthhq/berth/auth"
 	"github.com/berthhq/berth/config"
-	"github.com/berthhq/berth/connector"
 	"github.com/berthhq/berth/gc"
 	"github.com/berthhq/berth/internal/builtin"
 	"github.com/berthhq/berth/metadata"
@@ -56,7 +55,16 @@ loopback addresses; --insecure-open lets it serve an open registry anywhere.`,
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return serve(ctx, cfg)
+			// SIGHUP and POST /_berth/reload read the configuration
+			// again, the same way.
+			load := func() (config.Config, error) {
+				cfg, err := loadConfig(cmd, cfgFile, addr, data)
+				if err == nil && cfg.OpenWithoutAuth() && !insecureOpen && !loopback(cfg.Addr) {
+					err = fmt.Errorf("refusing to serve without authentication on %s, which is not a loopback address", cfg.Addr)
+				}
+				return cfg, err
+			}
+			return serve(ctx, cfg, load)
 		},
 	}
 	cmd.Flags().StringVar(&addr, "addr", "", "listen address HOST:PORT (default 127.0.0.1:5000)")
@@ -154,7 +162,7 @@ func openMetadata(cfg config.Config) (metadata.Store, error) {
 	return cfg.OpenMetadata(ctx)
 }
 
-func serve(ctx context.Context, cfg config.Config) error {
+func serve(ctx context.Context, cfg config.Config, load func() (config.Config, error)) error {
 	log := newLogger(cfg)
 	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
 		return fmt.Errorf("data directory: %w", err)
@@ -182,39 +190,7 @@ func serve(ctx context.Context, cfg config.Config) error {
 		defer mc.Close()
 		content = mc
 	}
-	gate, err := newGate(cfg, log)
-	if err != nil {
-		return err
-	}
-	// Connectors name the repository that serves each name: hosted, a
-	// cache or a virtual registry. With none configured every name is
-	// hosted.
-	conn, err := connector.New(cfg.Registries, content, blobs, connector.Options{
-		Logger: log, MaxManifestSize: cfg.Manifests.MaxSize,
-	})
-	if err != nil {
-		return fmt.Errorf("registries: %w", err)
-	}
-	defer conn.Close()
-	opts := registry.Options{
-		MaxManifestSize:  cfg.Manifests.MaxSize,
-		RequireLayers:    cfg.Manifests.RequireLayers,
-		DeleteReferenced: cfg.Manifests.DeleteReferenced,
-		Resolver:         conn,
-		Logger:           log,
-	}
-	if gate != nil {
-		opts.Authorize, opts.MayPull, opts.MayMount = gate.Authorize, gate.MayPull, gate.MayMount
-	}
-	// The one request path: Handler (API version header, access log, body
-	// timeout) → the gate (authentication, the token service) → the
-	// registry (route, authorise once, resolve, answer). The web UI sits
-	// beside the gate, inside Handler.
-	reg := registry.New(blobs, content, opts)
-	var handler http.Handler = reg
-	if gate != nil {
-		handler = gate.Wrap(handler)
-	}
+	// Garbage collection's schedule is read once, at start.
 	var sched *gc.Scheduler
 	if interval := cfg.GC.Interval; interval > 0 {
 		gcOpts, err := cfg.GC.Options(cfg.Retention)
@@ -224,12 +200,21 @@ func serve(ctx context.Context, cfg config.Config) error {
 		gcOpts.Log = log
 		sched = gc.NewScheduler(meta, blobs, interval, gcOpts)
 	}
-	if cfg.UI.Enabled {
-		if handler, err = mountUI(cfg, log, handler, reg, meta, conn, gate, sched); err != nil {
-			return err
-		}
+	// The registries, rules, groups and users are a generation, built
+	// from the configuration and swapped whole on a reload.
+	live := &liveHandler{log: log}
+	build := func(cfg config.Config) (*generation, error) {
+		return newGeneration(cfg, log, meta, content, blobs, sched, live.reload)
 	}
-	handler = registry.Handler(handler, registry.HandlerOptions{Logger: log, BodyIdleTimeout: cfg.Server.BodyIdleTimeout})
+	first, err := build(cfg)
+	if err != nil {
+		return err
+	}
+	live.start(cfg, first, build, load)
+	defer live.close()
+	// The one request path: Handler (API version header, access log, body
+	// timeout) → the current generation.
+	handler := registry.Handler(live, registry.HandlerOptions{Logger: log, BodyIdleTimeout: cfg.Server.BodyIdleTimeout})
 	var tlsConfig *tls.Config
 	if cfg.TLSEnabled() {
 		tlsConfig, err = auth.NewTLSConfig(auth.TLSOptions{
@@ -257,6 +242,19 @@ func serve(ctx context.Context, cfg config.Config) error {
 	if sched != nil {
 		go func() { _ = sched.Run(ctx) }()
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				_ = live.reload(ctx)
+			}
+		}
+	}()
 	log.Info("berth listening", "addr", ln.Addr().String(), "data", cfg.Data, "storage", cfg.Storage.Driver, "metadata", cfg.Metadata.Driver,
 		"auth", cfg.Auth.Mode, "tls", tlsConfig != nil)
 
