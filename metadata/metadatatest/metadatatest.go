@@ -103,6 +103,7 @@ func Run(t *testing.T, open func(t *testing.T) metadata.Store) {
 		{"Concurrency", testConcurrency},
 	}
 	tests = append(tests, gcTests...)
+	tests = append(tests, opsTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t, open))

@@ -439,6 +439,7 @@ func (s *Store) LinkBlob(ctx context.Context, repo string, d digest.Digest, size
 			b.Queue(sqlPutBlob, string(d), size)
 			b.Queue(sqlLinkBlob, id, string(d))
 			b.Queue(sqlClearTombstone, repo, refBlob, string(d))
+			queueEvents(ctx, &b)
 			return tx.SendBatch(ctx, &b).Close()
 		}
 		var inserted bool
@@ -454,6 +455,7 @@ func (s *Store) LinkBlob(ctx context.Context, repo string, d digest.Digest, size
 		var b pgx.Batch
 		b.Queue(sqlLinkBlob, id, string(d))
 		b.Queue(sqlClearTombstone, repo, refBlob, string(d))
+		queueEvents(ctx, &b)
 		return tx.SendBatch(ctx, &b).Close()
 	})
 	if err != nil {
@@ -507,6 +509,9 @@ func (s *Store) DeleteBlob(ctx context.Context, repo string, d digest.Digest) er
 			return metadata.ErrNotFound
 		}
 		if _, err := tx.Exec(ctx, sqlDropBlob, string(d)); err != nil {
+			return err
+		}
+		if err := execEvents(ctx, tx); err != nil {
 			return err
 		}
 		return prune(ctx, tx, id)
@@ -583,6 +588,7 @@ func (s *Store) PutManifest(ctx context.Context, repo string, m *metadata.Manife
 		if len(tags) > 0 {
 			b.Queue(sqlUpsertTags, repoID, tags, id)
 		}
+		queueEvents(ctx, &b)
 		return tx.SendBatch(ctx, &b).Close()
 	})
 	if err != nil {
@@ -681,6 +687,9 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 		if tag.RowsAffected() == 0 {
 			return metadata.ErrNotFound
 		}
+		if err := execEvents(ctx, tx); err != nil {
+			return err
+		}
 		return prune(ctx, tx, id)
 	})
 	if err != nil {
@@ -691,8 +700,24 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 
 // DeleteTag removes only the tag; the manifest stays, so the repository
 // does too, and no repository lock is needed. One statement is its own
-// transaction.
+// transaction, unless events are to be queued with it.
 func (s *Store) DeleteTag(ctx context.Context, repo, tag string) error {
+	if len(metadata.EventsFrom(ctx)) > 0 {
+		err := s.write(ctx, func(tx pgx.Tx) error {
+			res, err := tx.Exec(ctx, sqlDeleteTag, repo, tag)
+			if err == nil && res.RowsAffected() == 0 {
+				err = metadata.ErrNotFound
+			}
+			if err != nil {
+				return err
+			}
+			return execEvents(ctx, tx)
+		})
+		if err != nil {
+			return fmt.Errorf("metadata/postgres: delete tag %s:%s: %w", repo, tag, err)
+		}
+		return nil
+	}
 	err := s.retry(ctx, func() error {
 		res, err := s.pool.Exec(ctx, sqlDeleteTag, repo, tag)
 		if err == nil && res.RowsAffected() == 0 {
