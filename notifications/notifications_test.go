@@ -166,7 +166,6 @@ func push(t *testing.T, base, repo, tag string) (digest.Digest, digest.Digest, [
 	return cd, digest.FromBytes(m), m
 }
 
-
 // TestEnvelope pushes, pulls and deletes through the registry and checks
 // the events an endpoint gets: distribution's envelope, every field, and
 // a signature that verifies.
