@@ -27,6 +27,9 @@ type Options struct {
 	MaxManifestSize int64
 	// Now is the clock of TTLs (default time.Now).
 	Now func() time.Time
+	// Metrics, when set, counts cache hits and misses and measures
+	// upstream requests (metrics.go).
+	Metrics Metrics
 }
 
 // Connector is the registry's Resolver when registries are configured: it
@@ -54,6 +57,7 @@ type env struct {
 	log         *slog.Logger
 	now         func() time.Time
 	maxManifest int64
+	metrics     Metrics
 
 	ctx    context.Context // cancelled by Close: ends fills and probes
 	cancel context.CancelFunc
@@ -109,7 +113,7 @@ func New(cfg Config, meta metadata.ReadWriter, blobs *storage.Store, opts Option
 		opts.Now = time.Now
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &env{meta: meta, blobs: blobs, log: opts.Logger, now: opts.Now, maxManifest: opts.MaxManifestSize, ctx: ctx, cancel: cancel}
+	e := &env{meta: meta, blobs: blobs, log: opts.Logger, now: opts.Now, maxManifest: opts.MaxManifestSize, metrics: opts.Metrics, ctx: ctx, cancel: cancel}
 	c := &Connector{env: e, byName: map[string]*entry{}, mirrors: map[string]*entry{}}
 	for _, rc := range cfg {
 		en := &entry{name: rc.Name, typ: rc.Type, prefix: rc.Prefix}
