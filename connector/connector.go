@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -30,6 +31,9 @@ type Options struct {
 	// Metrics, when set, counts cache hits and misses and measures
 	// upstream requests (metrics.go).
 	Metrics Metrics
+	// WrapTransport, when set, wraps each upstream client's transport
+	// chain (tracing).
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // Connector is the registry's Resolver when registries are configured: it
@@ -58,6 +62,7 @@ type env struct {
 	now         func() time.Time
 	maxManifest int64
 	metrics     Metrics
+	wrap        func(http.RoundTripper) http.RoundTripper
 
 	ctx    context.Context // cancelled by Close: ends fills and probes
 	cancel context.CancelFunc
@@ -113,7 +118,7 @@ func New(cfg Config, meta metadata.ReadWriter, blobs *storage.Store, opts Option
 		opts.Now = time.Now
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &env{meta: meta, blobs: blobs, log: opts.Logger, now: opts.Now, maxManifest: opts.MaxManifestSize, metrics: opts.Metrics, ctx: ctx, cancel: cancel}
+	e := &env{meta: meta, blobs: blobs, log: opts.Logger, now: opts.Now, maxManifest: opts.MaxManifestSize, metrics: opts.Metrics, wrap: opts.WrapTransport, ctx: ctx, cancel: cancel}
 	c := &Connector{env: e, byName: map[string]*entry{}, mirrors: map[string]*entry{}}
 	for _, rc := range cfg {
 		en := &entry{name: rc.Name, typ: rc.Type, prefix: rc.Prefix}

@@ -42,9 +42,12 @@ func (ca *cache) lookup(kind string, hit bool) {
 	}
 }
 
-// instrument puts the metrics between ca's upstream client and its
-// transport chain.
+// instrument puts the metrics (and the wrapper of Options.WrapTransport)
+// between ca's upstream client and its transport chain.
 func (ca *cache) instrument() {
+	if w := ca.env.wrap; w != nil {
+		ca.up.hc.Transport = w(ca.up.hc.Transport)
+	}
 	if m := ca.env.metrics; m != nil {
 		ca.up.hc.Transport = &meteredTransport{next: ca.up.hc.Transport, name: ca.name, m: m}
 	}
