@@ -156,45 +156,56 @@ func openMetadata(cfg config.Config) (metadata.Store, error) {
 
 func serve(ctx context.Context, cfg config.Config) error {
 	log := newLogger(cfg)
+	build := readBuildInfo()
+	log.Info("berth starting", "version", build.Version, "commit", build.Commit, "go", build.GoVersion, "platform", build.Platform)
 	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
 		return fmt.Errorf("data directory: %w", err)
+	}
+	ops, err := newOperations(ctx, cfg, log, build)
+	if err != nil {
+		return err
 	}
 	drv, err := openDriver(cfg)
 	if err != nil {
 		return fmt.Errorf("storage: %w", err)
 	}
+	drv = ops.driver(drv)
 	meta, err := openMetadata(cfg)
 	if err != nil {
 		return fmt.Errorf("metadata: %w", err)
 	}
 	defer meta.Close()
 	blobs := storage.New(drv)
+	if err := ops.attach(meta, blobs); err != nil {
+		return err
+	}
 	// The registry and the connectors read and write through the guarded
 	// role of the store: every blob link checks, under garbage
 	// collection's lock, that the bytes are still stored (gc.Guard).
 	// Garbage collection gets the store itself.
 	content := gc.Guard(meta, blobs)
-	gate, err := newGate(cfg, log)
+	gate, err := newGate(cfg, log, ops)
 	if err != nil {
 		return err
 	}
 	// Connectors name the repository that serves each name: hosted, a
 	// cache or a virtual registry. With none configured every name is
 	// hosted.
-	conn, err := connector.New(cfg.Registries, content, blobs, connector.Options{
+	conn, err := connector.New(cfg.Registries, content, blobs, ops.connectorOptions(connector.Options{
 		Logger: log, MaxManifestSize: cfg.Manifests.MaxSize,
-	})
+	}))
 	if err != nil {
 		return fmt.Errorf("registries: %w", err)
 	}
 	defer conn.Close()
-	opts := registry.Options{
+	ops.watchUpstreams(conn)
+	opts := ops.registryOptions(registry.Options{
 		MaxManifestSize:  cfg.Manifests.MaxSize,
 		RequireLayers:    cfg.Manifests.RequireLayers,
 		DeleteReferenced: cfg.Manifests.DeleteReferenced,
 		Resolver:         conn,
 		Logger:           log,
-	}
+	})
 	if gate != nil {
 		opts.Authorize, opts.MayPull, opts.MayMount = gate.Authorize, gate.MayPull, gate.MayMount
 	}
@@ -205,7 +216,7 @@ func serve(ctx context.Context, cfg config.Config) error {
 	if gate != nil {
 		handler = gate.Wrap(handler)
 	}
-	handler = registry.Handler(handler, registry.HandlerOptions{Logger: log, BodyIdleTimeout: cfg.Server.BodyIdleTimeout})
+	handler = registry.Handler(handler, ops.handlerOptions(registry.HandlerOptions{Logger: log, BodyIdleTimeout: cfg.Server.BodyIdleTimeout}))
 	var tlsConfig *tls.Config
 	if cfg.TLSEnabled() {
 		tlsConfig, err = auth.NewTLSConfig(auth.TLSOptions{
@@ -235,10 +246,19 @@ func serve(ctx context.Context, cfg config.Config) error {
 		if err != nil {
 			return err
 		}
-		gcOpts.Log = log
+		gcOpts.Log, gcOpts.Audit = log, ops.audit
+		if ops.metrics != nil {
+			gcOpts.Metrics = ops.metrics
+		}
 		go func() { _ = gc.NewScheduler(meta, blobs, interval, gcOpts).Run(ctx) }()
 	}
-	log.Info("berth listening", "addr", ln.Addr().String(), "data", cfg.Data, "storage", cfg.Storage.Driver, "metadata", cfg.Metadata.Driver,
+	stopOps, err := ops.start(ctx)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopOps()
+	log.Info("berth listening", "version", build.Version, "addr", ln.Addr().String(), "data", cfg.Data, "storage", cfg.Storage.Driver, "metadata", cfg.Metadata.Driver,
 		"auth", cfg.Auth.Mode, "tls", tlsConfig != nil)
 
 	errc := make(chan error, 1)
@@ -255,18 +275,13 @@ func serve(ctx context.Context, cfg config.Config) error {
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return nil
+	log.Info("shutting down", "drainTimeout", cfg.Server.DrainTimeout)
+	return ops.drain(srv)
 }
 
 // newGate builds authentication and access control from the auth section,
 // or returns nil when the mode is none.
-func newGate(cfg config.Config, log *slog.Logger) (*auth.Gate, error) {
+func newGate(cfg config.Config, log *slog.Logger, ops *operations) (*auth.Gate, error) {
 	a := cfg.Auth
 	if a.Mode == config.AuthNone {
 		return nil, nil
@@ -288,6 +303,10 @@ func newGate(cfg config.Config, log *slog.Logger) (*auth.Gate, error) {
 		Service:             a.Token.Service,
 		TrustForwardedProto: a.TrustForwardedProto,
 		Log:                 log,
+		Audit:               ops.audit,
+	}
+	if ops.metrics != nil {
+		opts.Metrics = ops.metrics
 	}
 	if a.Htpasswd != "" {
 		if opts.Users, err = auth.NewHtpasswd(a.Htpasswd, log); err != nil {

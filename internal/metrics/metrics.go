@@ -147,8 +147,7 @@ func New(opts Options) *Metrics {
 			Help: "Requests writing into uploads now."}, func() float64 { return float64(u.Len()) }))
 	}
 	if opts.Upstreams != nil {
-		reg.MustRegister(&upstreamCollector{states: opts.Upstreams, desc: prometheus.NewDesc(namespace+"_upstream_up",
-			"Whether a cache's upstream answers (1) or not (0), by cache registry; absent until first probed.", []string{"registry"}, nil)})
+		m.WatchUpstreams(opts.Upstreams)
 	}
 	if opts.Stats != nil || opts.Queue != nil {
 		reg.MustRegister(newStoreCollector(opts))
@@ -193,6 +192,13 @@ func (f factory) histogramVec(name, help string, buckets []float64, labels ...st
 	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Name: name, Help: help, Buckets: buckets}, labels)
 	f.reg.MustRegister(h)
 	return h
+}
+
+// WatchUpstreams reports the health of the caches' upstreams, asked when
+// Prometheus scrapes (at most once).
+func (m *Metrics) WatchUpstreams(states func() []UpstreamState) {
+	m.reg.MustRegister(&upstreamCollector{states: states, desc: prometheus.NewDesc(namespace+"_upstream_up",
+		"Whether a cache's upstream answers (1) or not (0), by cache registry; absent until first probed.", []string{"registry"}, nil)})
 }
 
 // Registry returns the Prometheus registry, for tests and callers that
