@@ -123,10 +123,12 @@ func Handler(next http.Handler, opts HandlerOptions) http.Handler {
 			}
 			level := slog.LevelInfo
 			switch {
+			case probe:
+				// A failing probe is in the log once, from the probe
+				// handler, not once per probe.
+				level = slog.LevelDebug
 			case sw.status >= 500:
 				level = slog.LevelError
-			case probe:
-				level = slog.LevelDebug
 			}
 			if !log.Enabled(r.Context(), level) {
 				return

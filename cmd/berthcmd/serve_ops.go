@@ -70,17 +70,9 @@ func (o *operations) driver(drv driver.Driver) driver.Driver {
 // keep a queue), metrics over the store's counts, and the probes.
 func (o *operations) attach(meta metadata.Store, blobs *storage.Store) error {
 	queue, _ := meta.(metadata.EventQueue)
-	if len(o.cfg.Notifications.Endpoints) > 0 {
-		if queue == nil {
-			return fmt.Errorf("notifications: metadata store %s cannot queue events; remove notifications.endpoints or use sqlite or postgres", o.cfg.Metadata.Driver)
-		}
-		n, err := notifications.New(o.cfg.Notifications, queue, notifications.Options{
-			Addr: o.cfg.Addr, Logger: o.log, UserAgent: "berth/" + o.build.Version,
-		})
-		if err != nil {
-			return err
-		}
-		o.notifier = n
+	notify := len(o.cfg.Notifications.Endpoints) > 0
+	if notify && queue == nil {
+		return fmt.Errorf("notifications: metadata store %s cannot queue events; remove notifications.endpoints or use sqlite or postgres", o.cfg.Metadata.Driver)
 	}
 	if o.cfg.Debug.Addr != "" {
 		stats, _ := meta.(metadata.Stater)
@@ -91,10 +83,24 @@ func (o *operations) attach(meta metadata.Store, blobs *storage.Store) error {
 			Uploads:          o.uploads,
 			Logger:           o.log,
 		}
-		if o.notifier != nil {
-			opts.Queue, opts.Endpoints = queue, o.notifier.Endpoints()
+		if notify {
+			opts.Queue = queue
+			for _, e := range o.cfg.Notifications.Endpoints {
+				opts.Endpoints = append(opts.Endpoints, e.Name)
+			}
 		}
 		o.metrics = metrics.New(opts)
+	}
+	if notify {
+		nopts := notifications.Options{Addr: o.cfg.Addr, Logger: o.log, UserAgent: "berth/" + o.build.Version}
+		if o.metrics != nil {
+			nopts.Metrics = o.metrics
+		}
+		n, err := notifications.New(o.cfg.Notifications, queue, nopts)
+		if err != nil {
+			return err
+		}
+		o.notifier = n
 	}
 	o.probes = probe.New([]probe.Check{
 		{Name: "storage", Run: func(ctx context.Context) error {
