@@ -89,7 +89,7 @@ const (
 )
 
 // Workloads lists every workload name in the order they run.
-var Workloads = []string{WorkBlob, WorkConcurrent, WorkManifest, WorkTags, WorkCatalog, WorkCache, WorkCopy, WorkS3, WorkCloud, WorkPGCatalog}
+var Workloads = []string{WorkBlob, WorkConcurrent, WorkManifest, WorkTags, WorkCatalog, WorkCache, WorkCopy, WorkS3, WorkCloud, WorkPGCatalog, WorkMetrics}
 
 // Config is one benchmark run.
 type Config struct {
@@ -365,6 +365,7 @@ func (r *runner) workloads(ctx context.Context, rep *Report) error {
 		{WorkS3, r.s3Workload},
 		{WorkCloud, r.cloudWorkload},
 		{WorkPGCatalog, r.pgCatalogWorkload},
+		{WorkMetrics, r.metricsWorkload},
 	} {
 		if !r.cfg.wants(st.name) {
 			continue
