@@ -420,9 +420,12 @@ func (n *Notifier) deliver(ctx context.Context, e *endpoint) {
 		case err != nil:
 			n.log.Warn("notifications: claiming events", "endpoint", e.Name, "err", err)
 		case len(evs) > 0:
-			if err := n.send(ctx, e, evs); err != nil {
+			// A delivery under way is finished, not cut, when berth stops
+			// (the client's timeout bounds it): cutting it after the
+			// endpoint took the events would send them again.
+			if err := n.send(context.WithoutCancel(ctx), e, evs); err != nil {
 				if ctx.Err() != nil {
-					n.giveBack(ctx, e, evs, 0, "berth stopped")
+					n.giveBack(ctx, e, evs, 0, err.Error())
 					return
 				}
 				backoff = min(max(2*backoff, e.Backoff), e.MaxBackoff)

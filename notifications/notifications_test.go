@@ -287,7 +287,8 @@ func TestFiltersAndRetries(t *testing.T) {
 	}
 	all.setStatus(http.StatusOK)
 	got := all.waitEvents(t, 5)
-	e.stop()
+	e.stop() // a delivery under way finishes
+
 	all.mu.Lock()
 	defer all.mu.Unlock()
 	if len(all.events) != 5 {

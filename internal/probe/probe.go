@@ -15,6 +15,8 @@ package probe
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -84,36 +86,49 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	write(w, r, status, a)
 }
 
-// Ready runs the checks, all at once.
+// Ready runs the checks, all at once. A check still running when the
+// timeout passes counts as timed out and is not waited for.
 func (h *Handler) Ready(ctx context.Context) (answer, bool) {
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
-	results := make([]error, len(h.checks))
-	var wg sync.WaitGroup
-	for i, c := range h.checks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i] = c.Run(ctx)
-		}()
+	type result struct {
+		i   int
+		err error
 	}
-	wg.Wait()
+	results := make(chan result, len(h.checks))
+	for i, c := range h.checks {
+		go func() { results <- result{i, c.Run(ctx)} }()
+	}
+	errs := make([]error, len(h.checks))
+	done := make([]bool, len(h.checks))
+collect:
+	for range h.checks {
+		select {
+		case r := <-results:
+			errs[r.i], done[r.i] = r.err, true
+		case <-ctx.Done():
+			break collect
+		}
+	}
 	a := answer{Status: "ready", Checks: map[string]string{}}
 	ok := true
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for i, c := range h.checks {
-		err := results[i]
+		err := errs[i]
 		switch {
-		case err == nil:
+		case done[i] && err == nil:
 			a.Checks[c.Name] = "ok"
 			if h.failing[c.Name] {
 				h.log.Info("readiness: answering again", "check", c.Name)
 				delete(h.failing, c.Name)
 			}
 			continue
-		case ctx.Err() != nil:
+		case !done[i] || errors.Is(err, context.DeadlineExceeded):
 			a.Checks[c.Name] = "timeout"
+			if err == nil {
+				err = fmt.Errorf("no answer within %v", h.timeout)
+			}
 		default:
 			a.Checks[c.Name] = "error"
 		}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -22,14 +23,19 @@ func get(t *testing.T, h http.Handler, path string) (int, answer) {
 	return rec.Code, a
 }
 
+// errBox holds an error in an atomic.Value, which takes one concrete type.
+type errBox struct{ err error }
+
 func TestProbes(t *testing.T) {
-	var metaErr error
+	// Checks that time out are not waited for: what they read is atomic.
+	var metaErr atomic.Value
+	metaErr.Store(errBox{})
 	block := make(chan struct{})
 	defer close(block)
-	slow := false
+	var slow atomic.Bool
 	h := New([]Check{
 		{Name: "storage", Run: func(ctx context.Context) error {
-			if slow {
+			if slow.Load() {
 				select {
 				case <-block:
 				case <-ctx.Done():
@@ -38,7 +44,7 @@ func TestProbes(t *testing.T) {
 			}
 			return nil
 		}},
-		{Name: "metadata", Run: func(context.Context) error { return metaErr }},
+		{Name: "metadata", Run: func(context.Context) error { return metaErr.Load().(errBox).err }},
 	}, 50*time.Millisecond, slog.New(slog.DiscardHandler))
 
 	tests := []struct {
@@ -50,11 +56,11 @@ func TestProbes(t *testing.T) {
 	}{
 		{"live", func() {}, "/healthz", 200, nil},
 		{"ready", func() {}, "/readyz", 200, map[string]string{"storage": "ok", "metadata": "ok"}},
-		{"metadata down", func() { metaErr = errors.New("dial tcp 10.0.0.1:5432: connection refused") }, "/readyz", 503,
+		{"metadata down", func() { metaErr.Store(errBox{errors.New("dial tcp 10.0.0.1:5432: connection refused")}) }, "/readyz", 503,
 			map[string]string{"storage": "ok", "metadata": "error"}},
 		{"still live", func() {}, "/healthz", 200, nil},
-		{"storage hangs", func() { metaErr, slow = nil, true }, "/readyz", 503, map[string]string{"storage": "timeout", "metadata": "ok"}},
-		{"back", func() { slow = false }, "/readyz", 200, map[string]string{"storage": "ok", "metadata": "ok"}},
+		{"storage hangs", func() { metaErr.Store(errBox{}); slow.Store(true) }, "/readyz", 503, map[string]string{"storage": "timeout", "metadata": "ok"}},
+		{"back", func() { slow.Store(false) }, "/readyz", 200, map[string]string{"storage": "ok", "metadata": "ok"}},
 		{"draining", h.SetDraining, "/readyz", 503, map[string]string{"storage": "ok", "metadata": "ok", "server": "shutting down"}},
 	}
 	for _, tc := range tests {
