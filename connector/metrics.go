@@ -2,6 +2,7 @@ package connector
 
 import (
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -92,7 +93,10 @@ func rateLimitRemaining(h http.Header) (float64, bool) {
 	}
 	v, _, _ = strings.Cut(v, ";")
 	n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-	return n, err == nil && n >= 0
+	if err != nil || !(n >= 0) || math.IsInf(n, 0) {
+		return 0, false
+	}
+	return n, true
 }
 
 // meteredBody counts the bytes read of an upstream's answer.
