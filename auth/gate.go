@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthhq/berth/internal/audit"
 	"github.com/berthhq/berth/registry"
 )
 
@@ -49,6 +50,11 @@ type GateOptions struct {
 	TrustForwardedProto bool
 	// Log receives failed logins and issued tokens, never secrets.
 	Log *slog.Logger
+	// Metrics, when set, counts credential checks by method and outcome.
+	Metrics Metrics
+	// Audit, when set, records every login (password check), token
+	// refused or issued, and access refused to an authenticated caller.
+	Audit *audit.Logger
 }
 
 // Gate stands between clients and the registry: it authenticates requests,
@@ -115,6 +121,7 @@ func (g *Gate) Wrap(next http.Handler) http.Handler {
 	realm := g.RealmPath()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if realm != "" && r.URL.Path == realm {
+			registry.SetFamily(r.Context(), registry.FamilyToken)
 			g.service.ServeHTTP(w, r)
 			return
 		}
@@ -151,7 +158,14 @@ func (g *Gate) authenticate(r *http.Request) (Identity, error) {
 		}
 		return g.login(r, user, pass)
 	case scheme == schemeBearer && g.opts.Mode == ModeToken:
-		return g.opts.Verifier.Verify(cred)
+		id, err := g.opts.Verifier.Verify(cred)
+		if g.opts.Metrics != nil {
+			g.opts.Metrics.Authentication(MethodToken, err == nil)
+		}
+		if err != nil && g.opts.Audit != nil {
+			g.observe(r, MethodToken, "", err)
+		}
+		return id, err
 	}
 	return Identity{}, ErrWrongScheme
 }
@@ -170,13 +184,17 @@ func (g *Gate) login(r *http.Request, user, password string) (Identity, error) {
 	source := clientKey(r)
 	if wait := g.opts.Limiter.Wait(source, user); wait > 0 {
 		g.log.Warn("login refused: too many failures", "user", user, "remote", r.RemoteAddr)
-		return Identity{}, &RetryError{Wait: wait}
+		err := &RetryError{Wait: wait}
+		g.observe(r, MethodBasic, user, err)
+		return Identity{}, err
 	}
 	if err := g.opts.Users.Verify(user, password); err != nil {
 		g.opts.Limiter.Fail(source, user)
 		g.log.Info("login failed", "user", user, "remote", r.RemoteAddr, "err", err)
+		g.observe(r, MethodBasic, user, err)
 		return Identity{}, err
 	}
+	g.observe(r, MethodBasic, user, nil)
 	registry.SetUser(r.Context(), user)
 	return Identity{Name: user, Method: MethodBasic}, nil
 }
@@ -270,6 +288,7 @@ func (g *Gate) Authorize(w http.ResponseWriter, r *http.Request, rt registry.Rou
 	}
 	for _, a := range n.access {
 		if !g.allowed(id, a) {
+			g.auditAccess(r, id, rt)
 			g.deny(w, r, id, n)
 			return false
 		}

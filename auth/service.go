@@ -230,7 +230,7 @@ func (s *Service) post(w http.ResponseWriter, r *http.Request) {
 			refresh, err = s.refreshToken(id.Name)
 		}
 	case "refresh_token":
-		id, err = s.refresh(tr.RefreshToken)
+		id, err = s.observedRefresh(r, tr.RefreshToken)
 		refresh = tr.RefreshToken
 	default:
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type must be password or refresh_token")
@@ -271,6 +271,13 @@ func (s *Service) refresh(raw string) (Identity, error) {
 	return Identity{Name: user, Method: MethodBasic}, nil
 }
 
+// observedRefresh is refresh, counted and audited.
+func (s *Service) observedRefresh(r *http.Request, raw string) (Identity, error) {
+	id, err := s.refresh(raw)
+	s.gate.observe(r, "refresh", id.Name, err)
+	return id, err
+}
+
 // issue grants what the rules allow of the request and answers with a
 // token.
 func (s *Service) issue(w http.ResponseWriter, r *http.Request, id Identity, tr *TokenRequest, refresh string, oauth bool) {
@@ -297,6 +304,7 @@ func (s *Service) issue(w http.ResponseWriter, r *http.Request, id Identity, tr 
 	}
 	g.log.Info("token issued", "user", id.Name, "grant", grant, "client_id", tr.ClientID, "scope", FormatScopes(granted),
 		"refresh", refresh != "", "remote", r.RemoteAddr)
+	g.auditToken(r, id, grant, FormatScopes(granted))
 	body, err := json.Marshal(resp)
 	if err != nil {
 		s.fail(w, r, err)

@@ -24,6 +24,7 @@ import (
 	"github.com/berthhq/berth/internal/glob"
 	"github.com/berthhq/berth/mediatype"
 	"github.com/berthhq/berth/metadata"
+	"github.com/berthhq/berth/notifications"
 )
 
 // Config is the whole configuration. The yaml names are the file's keys;
@@ -53,6 +54,31 @@ type Config struct {
 	Registries connector.Config `yaml:"registries"`
 	// UI is the web UI; see package ui.
 	UI UI `yaml:"ui"`
+	// Notifications sends webhooks; see package notifications.
+	Notifications notifications.Config `yaml:"notifications"`
+	// Debug is the debug listener: metrics and the profiler.
+	Debug Debug `yaml:"debug"`
+	// Tracing exports OpenTelemetry spans.
+	Tracing Tracing `yaml:"tracing"`
+}
+
+// Debug configures the debug listener, which serves /metrics (Prometheus)
+// and /debug/pprof/. It has no authentication: keep it on a loopback or
+// internal address.
+type Debug struct {
+	// Addr is the listener's HOST:PORT; empty turns it off.
+	Addr string `yaml:"addr"`
+	// RepositoryLabels adds repository names to the request metrics: a
+	// series per repository, for debugging only.
+	RepositoryLabels bool `yaml:"repositoryLabels"`
+}
+
+// Tracing configures OpenTelemetry tracing. It is on when Enabled is set
+// or when OTEL_EXPORTER_OTLP_ENDPOINT or
+// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is; the exporter (OTLP over HTTP) is
+// configured by the standard OTEL_* variables.
+type Tracing struct {
+	Enabled bool `yaml:"enabled"`
 }
 
 // UI configures the web UI served under /ui/.
@@ -67,6 +93,9 @@ type Server struct {
 	// long (a slow but moving body is fine), so a stalled client cannot
 	// hold an upload session or a connection.
 	BodyIdleTimeout time.Duration `yaml:"bodyIdleTimeout"`
+	// DrainTimeout is how long a stopping server waits for requests in
+	// progress before it cuts them (uploads cut that way resume).
+	DrainTimeout time.Duration `yaml:"drainTimeout"`
 }
 
 // Manifests tunes manifest validation.
@@ -96,6 +125,9 @@ type Log struct {
 	Level string `yaml:"level"`
 	// Format is text or json.
 	Format string `yaml:"format"`
+	// Audit writes the audit log (lines with audit=true; see
+	// internal/audit).
+	Audit bool `yaml:"audit"`
 }
 
 // Authentication modes.
@@ -211,8 +243,8 @@ func Default() Config {
 		Metadata:  Metadata{Driver: "sqlite"},
 		Manifests: Manifests{MaxSize: mediatype.MaxManifestSize, CacheBytes: metadata.DefaultCacheBytes},
 		Uploads:   Uploads{MaxAge: 168 * time.Hour},
-		Server:    Server{BodyIdleTimeout: time.Minute},
-		Log:       Log{Level: "info", Format: "text"},
+		Server:    Server{BodyIdleTimeout: time.Minute, DrainTimeout: 30 * time.Second},
+		Log:       Log{Level: "info", Format: "text", Audit: true},
 		GC:        gc.DefaultConfig(),
 		UI:        UI{Enabled: true},
 		Auth: Auth{
@@ -268,6 +300,7 @@ func (c *Config) resolveFiles(dir string) {
 		c.Auth.Token.JWKS = filepath.Join(dir, j)
 	}
 	c.Registries.ResolveFiles(dir)
+	c.Notifications.ResolveFiles(dir)
 }
 
 // EnvPrefix starts every environment variable berth reads.
@@ -404,6 +437,21 @@ func (c *Config) Validate() error {
 	}
 	if d := c.Server.BodyIdleTimeout; d < time.Second || d > time.Hour {
 		bad("server.bodyIdleTimeout %v: want from 1s to 1h", d)
+	}
+	if d := c.Server.DrainTimeout; d < 0 || d > time.Hour {
+		bad("server.drainTimeout %v: want from 0s (cut at once) to 1h", d)
+	}
+	if a := c.Debug.Addr; a != "" {
+		if _, port, err := net.SplitHostPort(a); err != nil {
+			bad("debug.addr %q: want HOST:PORT, e.g. 127.0.0.1:5001", a)
+		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			bad("debug.addr %q: port must be a number from 0 to 65535", a)
+		} else if a == c.Addr {
+			bad("debug.addr %q: the registry listens there (addr); pick another port", a)
+		}
+	}
+	if err := c.Notifications.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	c.validateBackends(bad)
 	if c.Manifests.CacheBytes < 0 || c.Manifests.CacheBytes > 1<<34 {

@@ -109,7 +109,7 @@ log:
 	want.Storage.Driver = "inmemory"
 	want.Manifests = Manifests{MaxSize: 65536, RequireLayers: true, CacheBytes: metadata.DefaultCacheBytes}
 	want.Uploads.MaxAge = 12 * time.Hour
-	want.Log = Log{Level: "debug", Format: "json"}
+	want.Log = Log{Level: "debug", Format: "json", Audit: true}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("loaded %+v, want %+v", c, want)
 	}
@@ -286,7 +286,7 @@ func TestApplyEnv(t *testing.T) {
 	want.Metadata.Path = "/m.db"
 	want.Manifests = Manifests{MaxSize: 2048, RequireLayers: true, CacheBytes: metadata.DefaultCacheBytes}
 	want.Uploads.MaxAge = 3 * time.Hour
-	want.Log = Log{Level: "error", Format: "json"}
+	want.Log = Log{Level: "error", Format: "json", Audit: true}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("after env %+v, want %+v", c, want)
 	}
@@ -567,8 +567,8 @@ func TestUnknownKeys(t *testing.T) {
 		{"storage:\n  s3:\n    bukcet: b\n", []string{"storage.s3.bukcet names no setting of the s3 storage driver; did you mean storage.s3.bucket?"}, ""},
 		{"manifests:\n  max_size: 10\n", []string{"manifests.max_size names no setting; did you mean manifests.maxSize?"}, ""},
 		{"manifests:\n  MaxSize: 10\n", []string{"did you mean manifests.maxSize?"}, ""},
-		{"log:\n  level: info\n  colour: true\n", []string{"line 3: log.colour names no setting (known in log: format, level)"}, "did you mean"},
-		{"nonsense: 1\n", []string{"nonsense names no setting (known here: addr, auth, data, gc,"}, "did you mean"},
+		{"log:\n  level: info\n  colour: true\n", []string{"line 3: log.colour names no setting (known in log: audit, format, level)"}, "did you mean"},
+		{"nonsense: 1\n", []string{"nonsense names no setting (known here: addr, auth, data, debug, gc,"}, "did you mean"},
 		{"gc:\n  intervall: 1h\n", []string{"gc.intervall names no setting; did you mean gc.interval?"}, ""},
 		{"retention:\n  - repository: [a]\n", []string{"line 2: retention[0].repository names no setting; did you mean retention[0].repositories?"}, ""},
 		{"retention:\n  - repositories: [a]\n    keeplast: 3\n", []string{"retention[0].keeplast names no setting; did you mean retention[0].keepLast?"}, ""},

@@ -111,6 +111,7 @@ func newCache(rc Registry, e *env) (*cache, error) {
 		ca.sync = newSyncer(ca, rc.Sync, rc.SyncInterval)
 	}
 	up.down = ca.health.isDown
+	ca.instrument()
 	if rc.ProbeInterval > 0 {
 		ca.probeInterval = rc.ProbeInterval
 	}
@@ -199,13 +200,19 @@ const (
 // metadata lookup returning the size) tells, and a yes is remembered.
 func (ca *cache) stored(local, kind string, d digest.Digest, now time.Time, check func() (int64, error)) (bool, int64, error) {
 	key := local + "@" + kind + d.String()
+	metric := kindBlobMetric
+	if kind == presentManifest {
+		metric = kindManifestMetric
+	}
 	if size, ok := ca.present.get(key, now); ok {
+		ca.lookup(metric, true)
 		return true, size, nil
 	}
 	size, err := check()
 	switch {
 	case err == nil:
 		ca.present.put(key, size, now, now.Add(presentTTL))
+		ca.lookup(metric, true)
 		return true, size, nil
 	case isNotFound(err):
 		return false, 0, nil
@@ -338,6 +345,7 @@ func (ca *cache) ensureManifest(ctx context.Context, local, remote, ref string) 
 		return false, nil // the registry answers TAG_INVALID
 	}
 	if _, ok := ca.fresh.get(local+":"+ref, now); ok {
+		ca.lookup(kindManifestMetric, true)
 		return false, nil
 	}
 	_, err = meta.ResolveTag(ctx, local, ref)
@@ -351,6 +359,7 @@ func (ca *cache) ensureManifest(ctx context.Context, local, remote, ref string) 
 		}
 	} else if ca.health.isDown() {
 		// Known to be down: no point in making the client wait for it.
+		ca.lookup(kindManifestMetric, true)
 		return true, nil
 	}
 	err = ca.run(ctx, "t\x00"+local+"\x00"+ref, func(ctx context.Context) error {
@@ -364,6 +373,7 @@ func (ca *cache) ensureManifest(ctx context.Context, local, remote, ref string) 
 		return false, err
 	case have && kindOf(err) != 0 && ctx.Err() == nil:
 		ca.env.log.Warn("serving a cached tag the upstream could not confirm", "registry", ca.name, "repo", local, "tag", ref, "err", err)
+		ca.lookup(kindManifestMetric, true)
 		return true, nil
 	}
 	return false, err
@@ -397,6 +407,7 @@ func (ca *cache) syncTag(ctx context.Context, local, remote, tag string) error {
 			return err
 		case d == m.Digest:
 			ca.markFresh(local, tag, d, now)
+			ca.lookup(kindManifestMetric, true)
 			return nil
 		case d != "":
 			if old, err := meta.GetManifest(ctx, local, d); err == nil {
@@ -405,6 +416,7 @@ func (ca *cache) syncTag(ctx context.Context, local, remote, tag string) error {
 					return err
 				}
 				ca.markFresh(local, tag, d, now)
+				ca.lookup(kindManifestMetric, true)
 				return nil
 			}
 			ref = d.String()
@@ -436,6 +448,7 @@ func (ca *cache) storeManifest(ctx context.Context, local, remote string, fm *fe
 	if ca.prefetchLayers {
 		ca.prefetch(local, remote, m, nil)
 	}
+	ca.lookup(kindManifestMetric, false)
 	now := ca.env.now()
 	for _, t := range tags {
 		ca.markFresh(local, t, fm.digest, now)
@@ -567,6 +580,7 @@ func (ca *cache) fillBlob(ctx context.Context, local, remote string, d digest.Di
 		if usize >= 0 && usize != size {
 			return ca.up.bad("blob %s@%s has %d bytes upstream, %d stored", remote, d, usize, size)
 		}
+		ca.lookup(kindBlobMetric, false)
 		return ca.link(ctx, local, d, size)
 	}
 	resp, err := ca.up.getBlob(ctx, remote, d)
@@ -599,6 +613,7 @@ func (ca *cache) storeBlob(ctx context.Context, local, remote string, d digest.D
 	if err := ca.link(ctx, local, d, size); err != nil {
 		return err
 	}
+	ca.lookup(kindBlobMetric, false)
 	ca.env.log.Info("cached blob", "registry", ca.name, "repo", local, "digest", d, "bytes", size,
 		"duration", time.Since(start).Round(time.Millisecond), "streamed", sink != nil)
 	return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -32,6 +33,12 @@ type Options struct {
 	// scheduled sync runs on one replica at a time. Without it every
 	// process syncs.
 	TryLock func(ctx context.Context, key string) (release func(), ok bool, err error)
+	// Metrics, when set, counts cache hits and misses and measures
+	// upstream requests (metrics.go).
+	Metrics Metrics
+	// WrapTransport, when set, wraps each upstream client's transport
+	// chain (tracing).
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // Connector is the registry's Resolver when registries are configured: it
@@ -60,6 +67,8 @@ type env struct {
 	now         func() time.Time
 	maxManifest int64
 	tryLock     func(ctx context.Context, key string) (func(), bool, error)
+	metrics     Metrics
+	wrap        func(http.RoundTripper) http.RoundTripper
 
 	ctx    context.Context // cancelled by Close: ends fills and probes
 	cancel context.CancelFunc
@@ -115,7 +124,8 @@ func New(cfg Config, meta metadata.ReadWriter, blobs *storage.Store, opts Option
 		opts.Now = time.Now
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &env{meta: meta, blobs: blobs, log: opts.Logger, now: opts.Now, maxManifest: opts.MaxManifestSize, tryLock: opts.TryLock, ctx: ctx, cancel: cancel}
+	e := &env{meta: meta, blobs: blobs, log: opts.Logger, now: opts.Now, maxManifest: opts.MaxManifestSize, tryLock: opts.TryLock,
+		metrics: opts.Metrics, wrap: opts.WrapTransport, ctx: ctx, cancel: cancel}
 	c := &Connector{env: e, byName: map[string]*entry{}, mirrors: map[string]*entry{}}
 	for _, rc := range cfg {
 		en := &entry{name: rc.Name, typ: rc.Type, prefix: rc.Prefix}

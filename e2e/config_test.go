@@ -53,7 +53,7 @@ log:
 		"line 15: registries[0].tagTTLSeconds was renamed: write registries[0].tagTTL: 5m",
 		"line 16: registries[0].probeInteval names no setting; did you mean registries[0].probeInterval?",
 		"line 19: retention[0].untaggedAfterHours was renamed: write retention[0].untaggedAfter: 72h",
-		"line 21: log.colour names no setting (known in log: format, level)",
+		"line 21: log.colour names no setting (known in log: audit, format, level)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

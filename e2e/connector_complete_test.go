@@ -221,7 +221,10 @@ func TestDockerHubSearchAndRateLimits(t *testing.T) {
 	}))
 	t.Cleanup(limited.Close)
 
-	_, c := startConfigured(t, t.TempDir(), fmt.Sprintf(`registries:
+	debug := freeAddr(t)
+	_, c := startConfigured(t, t.TempDir(), fmt.Sprintf(`debug:
+  addr: %s
+registries:
   - name: hub
     type: cache
     prefix: hub/
@@ -232,13 +235,29 @@ func TestDockerHubSearchAndRateLimits(t *testing.T) {
   - name: local
     type: hosted
     prefix: local/
-`, limited.URL, hub.URL()))
+`, debug, limited.URL, hub.URL()))
 	c.pushImage("local/alpine-base", "v1", newImage(t, "linux", "amd64", 1))
 	c.checkImage("hub/alpine", img) // library/ is added for one-component names
 
 	s := statusOf(t, c, "hub")
 	if s.Provider != "dockerhub" || s.RateLimit == nil || s.RateLimit.Limit != 100 || s.RateLimit.Remaining != 99 || s.RateLimit.WindowSeconds != 21600 {
 		t.Errorf("health rate limit %+v, want 99 of 100 per 21600s", s.RateLimit)
+	}
+	// The metrics and the web UI's registries page tell the same.
+	fams := scrapeMetrics(t, debug)
+	for name, want := range map[string]float64{"berth_upstream_ratelimit_remaining": 99, "berth_upstream_ratelimit_limit": 100} {
+		if v, ok := metricValue(fams, name, map[string]string{"registry": "hub"}); !ok || v != want {
+			t.Errorf("%s{registry=hub} = %v (present %v), want %v", name, v, ok, want)
+		}
+	}
+	if _, ok := metricValue(fams, "berth_upstream_ratelimit_remaining", map[string]string{"registry": "local"}); ok {
+		t.Error("a hosted registry has a rate-limit series")
+	}
+	page := c.expect(c.request("GET", "/ui/registries", nil), http.StatusOK)
+	for _, want := range []string{"<dd>dockerhub</dd>", "Rate limit left</dt><dd>99 of 100</dd>"} {
+		if !strings.Contains(string(page.Body), want) {
+			t.Errorf("the registries page lacks %q", want)
+		}
 	}
 
 	r := c.expect(c.request("GET", "/v1/search?q=alpine&n=10", nil), http.StatusOK)

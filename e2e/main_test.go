@@ -59,11 +59,13 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-// buildBerth compiles ./cmd/berth once for the whole run.
+// buildBerth compiles ./cmd/berth once for the whole run, without cgo as releases and the
+// container image are built (the image test ships this binary).
 func buildBerth(out string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/berth")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Dir = suite.root
 	if output, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build ./cmd/berth: %v\n%s", err, output)

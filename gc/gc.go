@@ -10,6 +10,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berthhq/berth/internal/audit"
 	"github.com/berthhq/berth/metadata"
 	"github.com/berthhq/berth/storage"
 )
@@ -39,6 +40,10 @@ type Options struct {
 	// Log receives what is removed (debug) and failures (warn); nil
 	// discards.
 	Log *slog.Logger
+	// Metrics, when set, hears of every collection that is not a dry run.
+	Metrics Metrics
+	// Audit, when set, records every removal.
+	Audit *audit.Logger
 }
 
 func (o *Options) now() time.Time {
@@ -101,10 +106,16 @@ func Run(ctx context.Context, meta metadata.Store, blobs *storage.Store, opts Op
 	}
 	release, err := meta.LockGC(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("gc: %w", err)
+		err = fmt.Errorf("gc: %w", err)
+		if !opts.DryRun {
+			observe(ctx, &opts, nil, err)
+		}
+		return nil, err
 	}
 	defer release()
-	return collect(ctx, meta, blobs, opts)
+	rep, err := collect(ctx, meta, blobs, opts)
+	observe(ctx, &opts, rep, err)
+	return rep, err
 }
 
 // collect is Run without the lock.

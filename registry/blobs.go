@@ -51,6 +51,7 @@ func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt Route) e
 			return nil
 		}
 		defer b.Stream.Close()
+		reg.pulled(r, Action{Repository: rt.Name, Digest: d, MediaType: blobMediaType, Size: b.Size})
 		if err := copyStream(w, b.Stream, b.StallTimeout); err != nil {
 			// The content could not be verified or stored, or the
 			// client went away: cut the response, so that no client
@@ -72,10 +73,12 @@ func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt Route) e
 				Header: http.Header{"Content-Range": {"bytes */" + strconv.FormatInt(size, 10)}}}
 		}
 	}
+	pull := Action{Repository: rt.Name, Digest: d, MediaType: blobMediaType, Size: size}
 	if url, err := reg.blobs.RedirectURL(r, d); err != nil {
 		return err
 	} else if url != "" {
 		http.Redirect(w, r, url, http.StatusTemporaryRedirect)
+		reg.pulled(r, pull)
 		return nil
 	}
 	f, _, err := reg.blobs.Open(r.Context(), d)
@@ -88,6 +91,7 @@ func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, rt Route) e
 		return err
 	}
 	defer f.Close()
+	reg.pulled(r, pull)
 	http.ServeContent(w, r, "", time.Time{}, f)
 	return nil
 }
@@ -101,8 +105,11 @@ func (reg *Registry) deleteBlob(w http.ResponseWriter, r *http.Request, rt Route
 	if err != nil {
 		return err
 	}
-	if err := reg.meta.DeleteBlob(r.Context(), t.Name, d); err != nil {
-		return metaErr(err, ErrBlobUnknown, rt.Name)
+	a := Action{Kind: ActionDelete, Repository: rt.Name, Digest: d}
+	err = metaErr(reg.meta.DeleteBlob(reg.prepare(r, a), t.Name, d), ErrBlobUnknown, rt.Name)
+	reg.audit(r, a, err)
+	if err != nil {
+		return err
 	}
 	if t.Forget != nil {
 		t.Forget()

@@ -24,17 +24,33 @@ const RequestIDHeader = "X-Request-Id"
 // HandlerOptions tune Handler.
 type HandlerOptions struct {
 	// Logger receives the access log: info for answers below 500, error
-	// for the others.
+	// for the others, debug for the probes.
 	Logger *slog.Logger
 	// BodyIdleTimeout ends a request whose body sends nothing for this
 	// long (0: no limit). A slow but moving body is not affected.
 	BodyIdleTimeout time.Duration
+	// Metrics, when set, is told of every request once its answer is out.
+	Metrics Metrics
+	// Uploads, when set, tracks the requests writing into uploads.
+	Uploads *Uploads
+	// Probes, when set, answers HealthzPath and ReadyzPath before anything
+	// else (no authentication), its access-log lines at debug level, so
+	// that probes every few seconds do not fill the log.
+	Probes http.Handler
+	// Wrap, when set, wraps the handler of each request (tracing); it is
+	// called once, by Handler.
+	Wrap func(http.Handler) http.Handler
 }
 
 // requestInfo is what the layers below Handler tell it about a request.
 type requestInfo struct {
-	id   string
-	user string
+	id     string
+	user   string
+	family string // route family (Family), once known
+	repo   string // the repository addressed, once known
+	// uploads, when set, is where a request writing into an upload
+	// registers (routed).
+	uploads *Uploads
 }
 
 type requestInfoKey struct{}
@@ -59,28 +75,59 @@ func RequestID(ctx context.Context) string {
 // service's and the registry's alike, carries the API version header and
 // the request's id, every request body is read under the idle timeout,
 // and every request leaves exactly one access-log line with the user, the
-// id, the user agent, the status, the bytes sent and the duration.
+// id, the user agent, the status, the bytes sent and the duration, and
+// one observation in the metrics. The probes (HealthzPath, ReadyzPath)
+// are answered here, before authentication.
 func Handler(next http.Handler, opts HandlerOptions) http.Handler {
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
+	if opts.Wrap != nil {
+		next = opts.Wrap(next)
+	}
+	probes := opts.Probes
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		info := &requestInfo{id: requestID(r)}
+		info := &requestInfo{id: requestID(r), uploads: opts.Uploads}
 		r = r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info))
 		h := w.Header()
 		h.Set(APIVersionHeader, APIVersion)
 		h.Set(RequestIDHeader, info.id)
 		sw := &statusWriter{ResponseWriter: w}
 		done := limitBody(sw, r, opts.BodyIdleTimeout)
+		var in *countBody
+		if opts.Metrics != nil {
+			in = countRequestBody(r)
+		}
+		probe := probes != nil && (r.URL.Path == HealthzPath || r.URL.Path == ReadyzPath)
 		defer func() {
 			done()
+			if opts.Uploads != nil {
+				opts.Uploads.done(info)
+			}
 			if sw.status == 0 {
 				sw.status = http.StatusOK
 			}
+			elapsed := time.Since(start)
+			if opts.Metrics != nil {
+				s := RequestStats{Family: info.family, Method: r.Method, Status: sw.status, Duration: elapsed,
+					BytesOut: sw.bytes, Repository: info.repo}
+				if s.Family == "" {
+					s.Family = FamilyOther
+				}
+				if in != nil {
+					s.BytesIn = in.n
+				}
+				opts.Metrics.Request(s)
+			}
 			level := slog.LevelInfo
-			if sw.status >= 500 {
+			switch {
+			case probe:
+				// A failing probe is in the log once, from the probe
+				// handler, not once per probe.
+				level = slog.LevelDebug
+			case sw.status >= 500:
 				level = slog.LevelError
 			}
 			if !log.Enabled(r.Context(), level) {
@@ -88,10 +135,15 @@ func Handler(next http.Handler, opts HandlerOptions) http.Handler {
 			}
 			log.LogAttrs(r.Context(), level, "request",
 				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", sw.status),
-				slog.Int64("bytes", sw.bytes), slog.Duration("duration", time.Since(start).Round(time.Microsecond)),
+				slog.Int64("bytes", sw.bytes), slog.Duration("duration", elapsed.Round(time.Microsecond)),
 				slog.String("user", info.user), slog.String("id", info.id),
 				slog.String("remote", r.RemoteAddr), slog.String("agent", r.UserAgent()))
 		}()
+		if probe {
+			info.family = FamilyProbe
+			probes.ServeHTTP(sw, r)
+			return
+		}
 		next.ServeHTTP(sw, r)
 	})
 }

@@ -270,10 +270,21 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt Rout
 	if err := reg.checkReferences(r, t.Name, doc, m.MediaType); err != nil {
 		return err
 	}
-	if err := reg.meta.PutManifest(r.Context(), t.Name, m, tags...); err != nil {
-		if errors.Is(err, metadata.ErrCollected) {
-			return errf(ErrManifestBlobUnknown, "content this manifest references was removed by garbage collection after it was checked; push it again")
+	acts := []Action{{Kind: ActionPush, Repository: rt.Name, Digest: d, MediaType: m.MediaType, Size: m.Size}}
+	for i, tag := range tags {
+		if i > 0 {
+			acts = append(acts, acts[0])
 		}
+		acts[i].Tag = tag
+	}
+	err = reg.meta.PutManifest(reg.prepare(r, acts...), t.Name, m, tags...)
+	if errors.Is(err, metadata.ErrCollected) {
+		err = errf(ErrManifestBlobUnknown, "content this manifest references was removed by garbage collection after it was checked; push it again")
+	}
+	for _, a := range acts {
+		reg.audit(r, a, err)
+	}
+	if err != nil {
 		return err
 	}
 	h := w.Header()
@@ -390,6 +401,11 @@ func (reg *Registry) getManifest(w http.ResponseWriter, r *http.Request, rt Rout
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(m.Content)
+		a := Action{Repository: rt.Name, Digest: m.Digest, MediaType: m.MediaType, Size: int64(len(m.Content))}
+		if !isDigestRef(rt.Ref) {
+			a.Tag = rt.Ref
+		}
+		reg.pulled(r, a)
 	}
 	return nil
 }
@@ -416,7 +432,6 @@ func (reg *Registry) checkUnreferenced(r *http.Request, repo string, d digest.Di
 }
 
 func (reg *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, rt Route) error {
-	ctx := r.Context()
 	t, err := reg.target(rt)
 	if err != nil {
 		return err
@@ -431,19 +446,25 @@ func (reg *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, rt R
 				return err
 			}
 		}
-		if err := reg.meta.DeleteManifest(ctx, t.Name, d); err != nil {
-			return metaErr(err, ErrManifestUnknown, rt.Name)
+		a := Action{Kind: ActionDelete, Repository: rt.Name, Digest: d}
+		err = metaErr(reg.meta.DeleteManifest(reg.prepare(r, a), t.Name, d), ErrManifestUnknown, rt.Name)
+		reg.audit(r, a, err)
+		if err != nil {
+			return err
 		}
 	} else {
 		if !ValidTag(rt.Ref) {
 			return &Error{Code: ErrTagInvalid, Message: fmt.Sprintf("invalid tag %q", rt.Ref)}
 		}
-		err := reg.meta.DeleteTag(ctx, t.Name, rt.Ref)
+		a := Action{Kind: ActionDelete, Repository: rt.Name, Tag: rt.Ref}
+		err := reg.meta.DeleteTag(reg.prepare(r, a), t.Name, rt.Ref)
 		if errors.Is(err, metadata.ErrRepositoryNotFound) {
 			err = metadata.ErrNotFound
 		}
+		err = metaErr(err, ErrManifestUnknown, rt.Name)
+		reg.audit(r, a, err)
 		if err != nil {
-			return metaErr(err, ErrManifestUnknown, rt.Name)
+			return err
 		}
 	}
 	if t.Forget != nil {

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/berthhq/berth/internal/audit"
 	"github.com/berthhq/berth/mediatype"
 	"github.com/berthhq/berth/metadata"
 	"github.com/berthhq/berth/storage"
@@ -63,6 +64,11 @@ type Options struct {
 	// (the server's SIGHUP). An error says why the new configuration
 	// was refused; the running one stays.
 	Reload func(ctx context.Context) error
+	// Notifier, when set, hears of every push, pull, delete and mount
+	// (notifications).
+	Notifier Notifier
+	// Audit, when set, records every write and its outcome.
+	Audit *audit.Logger
 }
 
 // Registry is the HTTP handler of the registry API.
@@ -103,6 +109,7 @@ func (reg *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, reg.log, errf(ErrNotFound, "no route for %s %s", r.Method, r.URL.Path))
 		return
 	}
+	routed(r.Context(), rt)
 	h, allowed := reg.handler(rt.Kind, r.Method)
 	if h == nil {
 		w.Header().Set("Allow", allowed)
@@ -139,6 +146,7 @@ func (reg *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if reg.opts.Authorize != nil && !reg.opts.Authorize(w, r, rt) {
 		return
 	}
+	authorized(r, rt)
 	if err := h(w, r, rt); err != nil {
 		writeError(w, r, reg.log, err)
 	}

@@ -116,8 +116,15 @@ func (reg *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt Rout
 			size, err = reg.anyBlobSize(r, d)
 		}
 		if err == nil {
-			if err := reg.meta.LinkBlob(ctx, t.Name, d, size); err != nil {
-				return linkErr(err)
+			from := q.Get("from")
+			a := Action{Kind: ActionMount, Repository: rt.Name, Digest: d, MediaType: blobMediaType, Size: size, From: from}
+			err := reg.meta.LinkBlob(reg.prepare(r, a), t.Name, d, size)
+			if err != nil {
+				err = linkErr(err)
+			}
+			reg.audit(r, a, err)
+			if err != nil {
+				return err
 			}
 			writeBlobCreated(w, rt.Name, d)
 			return nil
@@ -210,11 +217,27 @@ func (reg *Registry) putBlob(w http.ResponseWriter, r *http.Request, rt Route, t
 	if err != nil {
 		return reg.uploadErr(err, rt)
 	}
-	if err := reg.meta.LinkBlob(r.Context(), t.Name, d, size); err != nil {
-		return linkErr(err)
+	if err := reg.linkPushed(r, rt, t, d, size); err != nil {
+		return err
 	}
 	writeBlobCreated(w, rt.Name, d)
 	return nil
+}
+
+// blobMediaType is the media type notifications give blobs: the registry
+// does not know what a blob holds.
+const blobMediaType = "application/octet-stream"
+
+// linkPushed links blob d, which the request uploaded, to t, queueing its
+// push event with the link.
+func (reg *Registry) linkPushed(r *http.Request, rt Route, t *Target, d digest.Digest, size int64) error {
+	a := Action{Kind: ActionPush, Repository: rt.Name, Digest: d, MediaType: blobMediaType, Size: size}
+	err := reg.meta.LinkBlob(reg.prepare(r, a), t.Name, d, size)
+	if err != nil {
+		err = linkErr(err)
+	}
+	reg.audit(r, a, err)
+	return err
 }
 
 func (reg *Registry) uploadStatus(w http.ResponseWriter, r *http.Request, rt Route) error {
@@ -277,8 +300,8 @@ func (reg *Registry) finishUpload(w http.ResponseWriter, r *http.Request, rt Rou
 	if err != nil {
 		return reg.uploadErr(err, rt)
 	}
-	if err := reg.meta.LinkBlob(r.Context(), t.Name, d, size); err != nil {
-		return linkErr(err)
+	if err := reg.linkPushed(r, rt, t, d, size); err != nil {
+		return err
 	}
 	writeBlobCreated(w, rt.Name, d)
 	return nil

@@ -180,8 +180,10 @@ func Mount(u *UI, next http.Handler) http.Handler {
 		p := r.URL.Path
 		switch {
 		case strings.HasPrefix(p, Prefix):
+			registry.SetFamily(r.Context(), registry.FamilyUI)
 			u.ServeHTTP(w, r)
 		case p == "/ui" || (p == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead)):
+			registry.SetFamily(r.Context(), registry.FamilyUI)
 			http.Redirect(w, r, Prefix, http.StatusFound)
 		default:
 			next.ServeHTTP(w, r)

@@ -35,12 +35,12 @@ type tryLocker interface {
 
 // newGeneration builds the request path of cfg: gate → registry →
 // connector.
-func newGeneration(cfg config.Config, log *slog.Logger, meta metadata.Store, content metadata.ReadWriter, blobs *storage.Store, sched *gc.Scheduler, reload func(context.Context) error) (*generation, error) {
-	gate, err := newGate(cfg, log)
+func newGeneration(cfg config.Config, log *slog.Logger, meta metadata.Store, content metadata.ReadWriter, blobs *storage.Store, sched *gc.Scheduler, ops *operations, reload func(context.Context) error) (*generation, error) {
+	gate, err := newGate(cfg, log, ops)
 	if err != nil {
 		return nil, err
 	}
-	copts := connector.Options{Logger: log, MaxManifestSize: cfg.Manifests.MaxSize}
+	copts := ops.connectorOptions(connector.Options{Logger: log, MaxManifestSize: cfg.Manifests.MaxSize})
 	if l, ok := meta.(tryLocker); ok {
 		copts.TryLock = l.TryLock
 	}
@@ -51,14 +51,14 @@ func newGeneration(cfg config.Config, log *slog.Logger, meta metadata.Store, con
 	if err != nil {
 		return nil, fmt.Errorf("registries: %w", err)
 	}
-	opts := registry.Options{
+	opts := ops.registryOptions(registry.Options{
 		MaxManifestSize:  cfg.Manifests.MaxSize,
 		RequireLayers:    cfg.Manifests.RequireLayers,
 		DeleteReferenced: cfg.Manifests.DeleteReferenced,
 		Resolver:         conn,
 		Logger:           log,
 		Reload:           reload,
-	}
+	})
 	if gate != nil {
 		opts.Authorize, opts.MayPull, opts.MayMount = gate.Authorize, gate.MayPull, gate.MayMount
 	}
@@ -71,7 +71,7 @@ func newGeneration(cfg config.Config, log *slog.Logger, meta metadata.Store, con
 		h = gate.Wrap(h)
 	}
 	if cfg.UI.Enabled {
-		if h, err = mountUI(cfg, log, h, reg, meta, conn, gate, sched); err != nil {
+		if h, err = mountUI(cfg, log, h, reg, meta, conn, gate, sched, ops); err != nil {
 			_ = conn.Close()
 			return nil, err
 		}
@@ -121,6 +121,8 @@ func restartOnly(old, cur config.Config) []string {
 		{"addr", old.Addr, cur.Addr}, {"data", old.Data, cur.Data}, {"storage", old.Storage, cur.Storage},
 		{"metadata", old.Metadata, cur.Metadata}, {"tls", old.TLS, cur.TLS}, {"server", old.Server, cur.Server},
 		{"log", old.Log, cur.Log}, {"gc", old.GC, cur.GC}, {"uploads", old.Uploads, cur.Uploads},
+		{"notifications", old.Notifications, cur.Notifications}, {"debug", old.Debug, cur.Debug}, {"tracing", old.Tracing, cur.Tracing},
+		{"manifests.cacheBytes", old.Manifests.CacheBytes, cur.Manifests.CacheBytes},
 	} {
 		if !reflect.DeepEqual(f.a, f.b) {
 			changed = append(changed, f.name)
@@ -167,6 +169,13 @@ func (l *liveHandler) retire(g *generation) {
 		g.inflight.Wait()
 		_ = g.conn.Close()
 	}()
+}
+
+// connector returns the current generation's connector.
+func (l *liveHandler) connector() *connector.Connector {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.cur.conn
 }
 
 // close closes the current generation and waits for retiring ones.

@@ -164,19 +164,29 @@ func openMetadata(cfg config.Config) (metadata.Store, error) {
 
 func serve(ctx context.Context, cfg config.Config, load func() (config.Config, error)) error {
 	log := newLogger(cfg)
+	info := readBuildInfo()
+	log.Info("berth starting", "version", info.Version, "commit", info.Commit, "go", info.GoVersion, "platform", info.Platform)
 	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
 		return fmt.Errorf("data directory: %w", err)
+	}
+	ops, err := newOperations(ctx, cfg, log, info)
+	if err != nil {
+		return err
 	}
 	drv, err := openDriver(cfg)
 	if err != nil {
 		return fmt.Errorf("storage: %w", err)
 	}
+	drv = ops.driver(drv)
 	meta, err := openMetadata(cfg)
 	if err != nil {
 		return fmt.Errorf("metadata: %w", err)
 	}
 	defer meta.Close()
 	blobs := storage.New(drv)
+	if err := ops.attach(meta, blobs); err != nil {
+		return err
+	}
 	// The registry and the connectors read and write through the guarded
 	// role of the store: every blob link checks, under garbage
 	// collection's lock, that the bytes are still stored (gc.Guard).
@@ -197,14 +207,17 @@ func serve(ctx context.Context, cfg config.Config, load func() (config.Config, e
 		if err != nil {
 			return err
 		}
-		gcOpts.Log = log
+		gcOpts.Log, gcOpts.Audit = log, ops.audit
+		if ops.metrics != nil {
+			gcOpts.Metrics = ops.metrics
+		}
 		sched = gc.NewScheduler(meta, blobs, interval, gcOpts)
 	}
 	// The registries, rules, groups and users are a generation, built
 	// from the configuration and swapped whole on a reload.
 	live := &liveHandler{log: log}
 	build := func(cfg config.Config) (*generation, error) {
-		return newGeneration(cfg, log, meta, content, blobs, sched, live.reload)
+		return newGeneration(cfg, log, meta, content, blobs, sched, ops, live.reload)
 	}
 	first, err := build(cfg)
 	if err != nil {
@@ -212,9 +225,10 @@ func serve(ctx context.Context, cfg config.Config, load func() (config.Config, e
 	}
 	live.start(cfg, first, build, load)
 	defer live.close()
+	ops.watchUpstreams(live.connector)
 	// The one request path: Handler (API version header, access log, body
 	// timeout) → the current generation.
-	handler := registry.Handler(live, registry.HandlerOptions{Logger: log, BodyIdleTimeout: cfg.Server.BodyIdleTimeout})
+	handler := registry.Handler(live, ops.handlerOptions(registry.HandlerOptions{Logger: log, BodyIdleTimeout: cfg.Server.BodyIdleTimeout}))
 	var tlsConfig *tls.Config
 	if cfg.TLSEnabled() {
 		tlsConfig, err = auth.NewTLSConfig(auth.TLSOptions{
@@ -255,7 +269,13 @@ func serve(ctx context.Context, cfg config.Config, load func() (config.Config, e
 			}
 		}
 	}()
-	log.Info("berth listening", "addr", ln.Addr().String(), "data", cfg.Data, "storage", cfg.Storage.Driver, "metadata", cfg.Metadata.Driver,
+	stopOps, err := ops.start(ctx)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopOps()
+	log.Info("berth listening", "version", info.Version, "addr", ln.Addr().String(), "data", cfg.Data, "storage", cfg.Storage.Driver, "metadata", cfg.Metadata.Driver,
 		"auth", cfg.Auth.Mode, "tls", tlsConfig != nil)
 
 	errc := make(chan error, 1)
@@ -272,18 +292,13 @@ func serve(ctx context.Context, cfg config.Config, load func() (config.Config, e
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return nil
+	log.Info("shutting down", "drainTimeout", cfg.Server.DrainTimeout)
+	return ops.drain(srv)
 }
 
 // newGate builds authentication and access control from the auth section,
 // or returns nil when the mode is none.
-func newGate(cfg config.Config, log *slog.Logger) (*auth.Gate, error) {
+func newGate(cfg config.Config, log *slog.Logger, ops *operations) (*auth.Gate, error) {
 	a := cfg.Auth
 	if a.Mode == config.AuthNone {
 		return nil, nil
@@ -305,6 +320,10 @@ func newGate(cfg config.Config, log *slog.Logger) (*auth.Gate, error) {
 		Service:             a.Token.Service,
 		TrustForwardedProto: a.TrustForwardedProto,
 		Log:                 log,
+		Audit:               ops.audit,
+	}
+	if ops.metrics != nil {
+		opts.Metrics = ops.metrics
 	}
 	if a.Htpasswd != "" {
 		if opts.Users, err = auth.NewHtpasswd(a.Htpasswd, log); err != nil {

@@ -1,6 +1,7 @@
 package berthcmd
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -21,7 +22,7 @@ const uiSessionKey = "ui-session.key"
 // through the registry's resolver and metadata, and sends deletes to the
 // registry itself (reg, inside the gate) as the signed-in person.
 func mountUI(cfg config.Config, log *slog.Logger, next http.Handler, reg *registry.Registry, meta metadata.Store,
-	conn *connector.Connector, gate *auth.Gate, sched *gc.Scheduler) (http.Handler, error) {
+	conn *connector.Connector, gate *auth.Gate, sched *gc.Scheduler, ops *operations) (http.Handler, error) {
 	key, err := ui.LoadOrCreateKey(filepath.Join(cfg.Data, uiSessionKey))
 	if err != nil {
 		return nil, err
@@ -32,6 +33,22 @@ func mountUI(cfg config.Config, log *slog.Logger, next http.Handler, reg *regist
 	}
 	if sched != nil {
 		opts.GCRuns = sched.Recent
+	}
+	if ops != nil && ops.notifier != nil {
+		n := ops.notifier
+		opts.WebhookDeliveries = func(_ context.Context, max int) ([]ui.WebhookDelivery, error) {
+			ds := n.Recent(max)
+			out := make([]ui.WebhookDelivery, len(ds))
+			for i, d := range ds {
+				status := "delivered"
+				if !d.Delivered {
+					status = "failed"
+				}
+				out[i] = ui.WebhookDelivery{Webhook: d.Endpoint, Event: d.Action, Repository: d.Repository,
+					Status: status, Attempts: d.Attempts, At: d.At, Error: d.Error}
+			}
+			return out, nil
+		}
 	}
 	u, err := ui.New(opts)
 	if err != nil {

@@ -95,7 +95,7 @@ const (
 )
 
 // Workloads lists every workload name in the order they run.
-var Workloads = []string{WorkBlob, WorkConcurrent, WorkManifest, WorkTags, WorkCatalog, WorkCache, WorkCopy, WorkS3, WorkCloud, WorkPGCatalog, WorkUI, WorkGC}
+var Workloads = []string{WorkBlob, WorkConcurrent, WorkManifest, WorkTags, WorkCatalog, WorkCache, WorkCopy, WorkS3, WorkCloud, WorkPGCatalog, WorkUI, WorkGC, WorkMetrics}
 
 // Config is one benchmark run.
 type Config struct {
@@ -446,6 +446,7 @@ func (r *runner) workloads(ctx context.Context, rep *Report) error {
 		{WorkPGCatalog, r.pgCatalogWorkload},
 		{WorkUI, r.uiWorkload},
 		{WorkGC, r.gcWorkload},
+		{WorkMetrics, r.metricsWorkload},
 	} {
 		if !r.cfg.wants(st.name) {
 			continue

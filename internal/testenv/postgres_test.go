@@ -221,3 +221,34 @@ func TestMissingPostgres(t *testing.T) {
 		}
 	}
 }
+
+// TestPostgresServer stops and starts a private server and checks the
+// data outlives the restart.
+func TestPostgresServer(t *testing.T) {
+	t.Parallel()
+	p := StartPostgresServer(t)
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, p.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE TABLE kept (v int); INSERT INTO kept VALUES (42)"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	p.Stop()
+	if c, err := pgx.Connect(ctx, p.DSN()); err == nil {
+		c.Close(ctx)
+		t.Fatal("connected to a stopped server")
+	}
+	p.Start()
+	conn, err = pgx.Connect(ctx, p.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var v int
+	if err := conn.QueryRow(ctx, "SELECT v FROM kept").Scan(&v); err != nil || v != 42 {
+		t.Errorf("after a restart: %d, %v; want 42", v, err)
+	}
+}

@@ -105,6 +105,7 @@ func Run(t *testing.T, open func(t *testing.T) metadata.Store) {
 	}
 	tests = append(tests, gcTests...)
 	tests = append(tests, browseTests...)
+	tests = append(tests, opsTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t, open))

@@ -531,6 +531,7 @@ func (s *Store) LinkBlob(ctx context.Context, repo string, d digest.Digest, size
 			b.Queue(sqlPutBlob, string(d), size)
 			b.Queue(sqlLinkBlob, id, string(d))
 			b.Queue(sqlClearTombstone, repo, refBlob, string(d))
+			queueEvents(ctx, &b)
 			return tx.SendBatch(ctx, &b).Close()
 		}
 		var inserted bool
@@ -546,6 +547,7 @@ func (s *Store) LinkBlob(ctx context.Context, repo string, d digest.Digest, size
 		var b pgx.Batch
 		b.Queue(sqlLinkBlob, id, string(d))
 		b.Queue(sqlClearTombstone, repo, refBlob, string(d))
+		queueEvents(ctx, &b)
 		return tx.SendBatch(ctx, &b).Close()
 	})
 	if err != nil {
@@ -599,6 +601,9 @@ func (s *Store) DeleteBlob(ctx context.Context, repo string, d digest.Digest) er
 			return metadata.ErrNotFound
 		}
 		if _, err := tx.Exec(ctx, sqlDropBlob, string(d)); err != nil {
+			return err
+		}
+		if err := execEvents(ctx, tx); err != nil {
 			return err
 		}
 		return prune(ctx, tx, id)
@@ -676,6 +681,7 @@ func (s *Store) PutManifest(ctx context.Context, repo string, m *metadata.Manife
 			b.Queue(sqlUpsertTags, repoID, tags, id)
 		}
 		b.Queue(sqlNotify, changesChannel, repo)
+		queueEvents(ctx, &b)
 		return tx.SendBatch(ctx, &b).Close()
 	})
 	if err != nil {
@@ -777,6 +783,9 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 		if _, err := tx.Exec(ctx, sqlNotify, changesChannel, repo); err != nil {
 			return err
 		}
+		if err := execEvents(ctx, tx); err != nil {
+			return err
+		}
 		return prune(ctx, tx, id)
 	})
 	if err != nil {
@@ -786,7 +795,8 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 }
 
 // DeleteTag removes only the tag; the manifest stays, so the repository
-// does too, and no repository lock is needed.
+// does too, and no repository lock is needed. The events ctx carries are
+// queued in the same transaction.
 func (s *Store) DeleteTag(ctx context.Context, repo, tag string) error {
 	err := s.write(ctx, func(tx pgx.Tx) error {
 		res, err := tx.Exec(ctx, sqlDeleteTag, repo, tag)
@@ -796,8 +806,10 @@ func (s *Store) DeleteTag(ctx context.Context, repo, tag string) error {
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, sqlNotify, changesChannel, repo)
-		return err
+		if _, err = tx.Exec(ctx, sqlNotify, changesChannel, repo); err != nil {
+			return err
+		}
+		return execEvents(ctx, tx)
 	})
 	if err != nil {
 		return fmt.Errorf("metadata/postgres: delete tag %s:%s: %w", repo, tag, err)

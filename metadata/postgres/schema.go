@@ -121,6 +121,26 @@ CREATE TABLE gc_runs (
 	finished_at timestamptz NOT NULL
 );
 `,
+	// 3: notifications. Each row is one event for one endpoint, queued in
+	// the transaction of the change it reports and deleted once the
+	// endpoint took it. next_at is when it is due; lease_owner and
+	// lease_until hold a claim, taken with FOR UPDATE SKIP LOCKED so that
+	// replicas claiming at once take different rows. Times are the
+	// database's clock, which every replica shares.
+	`
+CREATE TABLE notification_queue (
+	id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	endpoint    text COLLATE "C" NOT NULL,
+	payload     bytea NOT NULL,
+	created_at  timestamptz NOT NULL DEFAULT statement_timestamp(),
+	next_at     timestamptz NOT NULL DEFAULT statement_timestamp(),
+	attempts    integer NOT NULL DEFAULT 0,
+	lease_owner text,
+	lease_until timestamptz,
+	last_error  text
+);
+CREATE INDEX notification_queue_by_endpoint ON notification_queue (endpoint, id);
+`,
 }
 
 // Kinds of manifest_refs and gc_tombstones rows.

@@ -115,6 +115,26 @@ CREATE TABLE gc_runs (
 	finished_at INTEGER NOT NULL
 );
 `,
+	// 3: notifications. Each row is one event for one endpoint, queued in
+	// the transaction of the change it reports and deleted once the
+	// endpoint took it. next_at is when it is due (nanoseconds since the
+	// Unix epoch, as elsewhere); lease_owner and lease_until hold a claim
+	// (lease_until 0: none). AUTOINCREMENT keeps ids growing after the
+	// newest row is deleted, so they order events across a restart.
+	`
+CREATE TABLE notification_queue (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	endpoint    TEXT NOT NULL COLLATE BINARY,
+	payload     BLOB NOT NULL,
+	created_at  INTEGER NOT NULL,
+	next_at     INTEGER NOT NULL,
+	attempts    INTEGER NOT NULL DEFAULT 0,
+	lease_owner TEXT,
+	lease_until INTEGER NOT NULL DEFAULT 0,
+	last_error  TEXT
+);
+CREATE INDEX notification_queue_by_endpoint ON notification_queue (endpoint, id);
+`,
 }
 
 // Kinds of manifest_refs and gc_tombstones rows.

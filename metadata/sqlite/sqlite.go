@@ -578,8 +578,10 @@ func (s *Store) LinkBlob(ctx context.Context, repo string, d digest.Digest, size
 		if _, err = tx.StmtContext(ctx, s.linkBlob).ExecContext(ctx, id, string(d), time.Now().UnixNano()); err != nil {
 			return err
 		}
-		_, err = tx.StmtContext(ctx, s.clearTomb).ExecContext(ctx, repo, refBlob, string(d))
-		return err
+		if _, err = tx.StmtContext(ctx, s.clearTomb).ExecContext(ctx, repo, refBlob, string(d)); err != nil {
+			return err
+		}
+		return s.queueEvents(ctx, tx)
 	})
 	if err != nil {
 		return fmt.Errorf("metadata/sqlite: put blob %s@%s: %w", repo, d, err)
@@ -621,6 +623,9 @@ func (s *Store) DeleteBlob(ctx context.Context, repo string, d digest.Digest) er
 			return err
 		}
 		if _, err := tx.StmtContext(ctx, s.dropBlob).ExecContext(ctx, string(d)); err != nil {
+			return err
+		}
+		if err := s.queueEvents(ctx, tx); err != nil {
 			return err
 		}
 		return s.prune(ctx, tx, id)
@@ -705,7 +710,7 @@ func (s *Store) PutManifest(ctx context.Context, repo string, m *metadata.Manife
 				}
 			}
 		}
-		return nil
+		return s.queueEvents(ctx, tx)
 	})
 	if err != nil {
 		return fmt.Errorf("metadata/sqlite: put manifest %s@%s: %w", repo, m.Digest, err)
@@ -811,6 +816,9 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 		if err := affected(res); err != nil {
 			return err
 		}
+		if err := s.queueEvents(ctx, tx); err != nil {
+			return err
+		}
 		return s.prune(ctx, tx, id)
 	})
 	if err != nil {
@@ -828,7 +836,10 @@ func (s *Store) DeleteTag(ctx context.Context, repo, tag string) error {
 		if err != nil {
 			return err
 		}
-		return affected(res)
+		if err := affected(res); err != nil {
+			return err
+		}
+		return s.queueEvents(ctx, tx)
 	})
 	if err != nil {
 		return fmt.Errorf("metadata/sqlite: delete tag %s:%s: %w", repo, tag, err)
