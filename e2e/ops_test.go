@@ -15,9 +15,8 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
+	"github.com/berthhq/berth/internal/metrics/metricstest"
 	"github.com/berthhq/berth/internal/testenv"
 )
 
@@ -35,8 +34,7 @@ func scrapeMetrics(t testing.TB, debugAddr string) map[string]*dto.MetricFamily 
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /metrics: %s", resp.Status)
 	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(resp.Body)
+	fams, err := metricstest.Parse(resp.Body)
 	if err != nil {
 		t.Fatalf("parse /metrics: %v", err)
 	}
@@ -46,33 +44,7 @@ func scrapeMetrics(t testing.TB, debugAddr string) map[string]*dto.MetricFamily 
 // metricValue returns the value of the series of family name whose labels include want
 // (the sum over every such series), and whether there is one.
 func metricValue(fams map[string]*dto.MetricFamily, name string, want map[string]string) (float64, bool) {
-	f := fams[name]
-	if f == nil {
-		return 0, false
-	}
-	sum, found := 0.0, false
-next:
-	for _, m := range f.Metric {
-		labels := map[string]string{}
-		for _, l := range m.Label {
-			labels[l.GetName()] = l.GetValue()
-		}
-		for k, v := range want {
-			if labels[k] != v {
-				continue next
-			}
-		}
-		found = true
-		switch {
-		case m.Counter != nil:
-			sum += m.Counter.GetValue()
-		case m.Gauge != nil:
-			sum += m.Gauge.GetValue()
-		case m.Histogram != nil:
-			sum += float64(m.Histogram.GetSampleCount())
-		}
-	}
-	return sum, found
+	return metricstest.Value(fams, name, want)
 }
 
 // getStatus GETs url and returns the status and body.

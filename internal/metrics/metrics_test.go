@@ -10,10 +10,9 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/berthhq/berth/gc"
+	"github.com/berthhq/berth/internal/metrics/metricstest"
 	"github.com/berthhq/berth/metadata"
 	"github.com/berthhq/berth/registry"
 )
@@ -26,8 +25,7 @@ func scrape(t *testing.T, h http.Handler) map[string]*dto.MetricFamily {
 	if rec.Code != http.StatusOK {
 		t.Fatalf("GET /metrics: %d", rec.Code)
 	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(strings.NewReader(rec.Body.String()))
+	fams, err := metricstest.Parse(strings.NewReader(rec.Body.String()))
 	if err != nil {
 		t.Fatalf("parse /metrics: %v", err)
 	}
@@ -37,31 +35,7 @@ func scrape(t *testing.T, h http.Handler) map[string]*dto.MetricFamily {
 // value returns the value of the series of name whose labels include
 // want, and whether there is one.
 func value(fams map[string]*dto.MetricFamily, name string, want map[string]string) (float64, bool) {
-	f := fams[name]
-	if f == nil {
-		return 0, false
-	}
-next:
-	for _, m := range f.Metric {
-		labels := map[string]string{}
-		for _, l := range m.Label {
-			labels[l.GetName()] = l.GetValue()
-		}
-		for k, v := range want {
-			if labels[k] != v {
-				continue next
-			}
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue(), true
-		case m.Gauge != nil:
-			return m.Gauge.GetValue(), true
-		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount()), true
-		}
-	}
-	return 0, false
+	return metricstest.Value(fams, name, want)
 }
 
 func want(t *testing.T, fams map[string]*dto.MetricFamily, name string, labels map[string]string, v float64) {
