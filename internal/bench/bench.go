@@ -95,7 +95,7 @@ const (
 )
 
 // Workloads lists every workload name in the order they run.
-var Workloads = []string{WorkBlob, WorkConcurrent, WorkManifest, WorkTags, WorkCatalog, WorkCache, WorkCopy, WorkS3, WorkCloud, WorkPGCatalog, WorkUI, WorkGC, WorkMetrics}
+var Workloads = []string{WorkBlob, WorkConcurrent, WorkManifest, WorkTags, WorkCatalog, WorkCache, WorkCopy, WorkS3, WorkCloud, WorkPGCatalog, WorkUI, WorkGC, WorkMetrics, WorkAttacks}
 
 // Config is one benchmark run.
 type Config struct {
@@ -447,6 +447,7 @@ func (r *runner) workloads(ctx context.Context, rep *Report) error {
 		{WorkUI, r.uiWorkload},
 		{WorkGC, r.gcWorkload},
 		{WorkMetrics, r.metricsWorkload},
+		{WorkAttacks, r.attacksWorkload},
 	} {
 		if !r.cfg.wants(st.name) {
 			continue
@@ -472,7 +473,7 @@ func method(cfg Config) []string {
 	sz := cfg.Sizes
 	return []string{
 		"Both servers listen on 127.0.0.1, each on its own fresh data directory under one temporary directory (same disk), and are restarted before each workload so that each workload's memory peak starts from a fresh process.",
-		"berth is the binary built from this checkout (`go build ./cmd/berth`), run as `berth serve --addr … --data …` with `BERTH_LOG_LEVEL=warn` (no access log). distribution is v3.1.2 from `../shared/tools/install-peers.sh distribution`, configured with the filesystem driver, deletes enabled, log level error, access log off, upload purging off, and no cache (no `storage.cache.blobdescriptor`: berth has no in-memory cache either).",
+		"berth is the binary built from this checkout (`go build ./cmd/berth`), run as `berth serve --addr … --data …` with `BERTH_LOG_LEVEL=warn` (no access log). distribution is v3.1.2 from `../shared/tools/install-peers.sh distribution`, configured with the filesystem driver, deletes enabled, log level error, access log off, upload purging off, and no blob descriptor cache (no `storage.cache.blobdescriptor`); berth runs with its defaults, which keep recently served manifests in memory (`manifests.cacheBytes`, 64 MiB).",
 		"Both servers fsync blob data before acknowledging an upload (berth in its filesystem driver's Commit; distribution in its filesystem driver's Commit, and also on every Close of a chunk).",
 		fmt.Sprintf("Uploads are driven by a Go load generator in this process. Every push sends content the server has not seen (pseudo-random, %s, with a counter in its last 8 bytes); blob files of earlier runs are deleted from disk between runs to bound disk use, and `sync` is called before each timed push so one run's writeback does not land in another's.", sizeName(sz.BigBlob)),
 		"Monolithic push is the spec's POST + one PUT with the body; chunked push is POST, PATCHes with Content-Range, and a PUT with the digest. The GET is warm (the blob was just written) and discards the body; its content is verified once, untimed, before the timed runs.",

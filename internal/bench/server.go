@@ -142,6 +142,24 @@ func (s *Server) ResetPeakRSS() error {
 	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", s.cmd.Process.Pid), []byte("5"), 0)
 }
 
+// RSS returns the resident set size now (VmRSS) and the part of it
+// mapped from files (RssFile: mostly the binary's own pages), in bytes.
+func (s *Server) RSS() (rss, file int64, err error) {
+	if s.cmd == nil {
+		return 0, 0, errors.New(s.Name + " is not running")
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	kb, ok := meminfoKB(string(b), "VmRSS")
+	fkb, fok := meminfoKB(string(b), "RssFile")
+	if !ok || !fok {
+		return 0, 0, errors.New("no VmRSS or RssFile in /proc status")
+	}
+	return kb << 10, fkb << 10, nil
+}
+
 // PeakRSS returns VmHWM, the peak resident set size, in bytes.
 func (s *Server) PeakRSS() (int64, error) {
 	if s.cmd == nil {

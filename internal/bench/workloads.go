@@ -169,7 +169,7 @@ func (r *runner) concurrentWorkload(ctx context.Context, rep *Report) error {
 	for j := range blobs {
 		blobs[j] = newBlob(data[int64(j)*size:int64(j+1)*size], r.salt+uint64(j))
 	}
-	var thr, rss measurement
+	var thr, rss, growth, fileRSS measurement
 	r.logf("%s", name)
 	err := r.alternateCeiling(ctx, "concurrent push", true, &rss, func(i int, s *Server, c *Client) error {
 		digests := make([]digest.Digest, n)
@@ -177,6 +177,11 @@ func (r *runner) concurrentWorkload(ctx context.Context, rep *Report) error {
 			digests[j] = b.Next()
 		}
 		syncAll()
+		before, file, err := s.RSS()
+		if err != nil {
+			return err
+		}
+		fileRSS.add(i, float64(file)/MiB)
 		errs := make([]error, n)
 		var wg sync.WaitGroup
 		start := time.Now()
@@ -198,7 +203,8 @@ func (r *runner) concurrentWorkload(ctx context.Context, rep *Report) error {
 		rate := Rate(int64(n)*size, el)
 		thr.add(i, rate)
 		peak, _ := s.PeakRSS()
-		r.logf("  %-12s %7.1f MiB/s, peak RSS %.0f MiB", s.Name, rate, float64(peak)/MiB)
+		growth.add(i, float64(peak-before)/MiB)
+		r.logf("  %-12s %7.1f MiB/s, peak RSS %.0f MiB (%.0f MiB before, %.0f MiB of it from files)", s.Name, rate, float64(peak)/MiB, float64(before)/MiB, float64(file)/MiB)
 		for _, d := range digests {
 			if err := removeBlob(s, d); err != nil {
 				return err
@@ -212,6 +218,9 @@ func (r *runner) concurrentWorkload(ctx context.Context, rep *Report) error {
 	rssR := rssRow(&rss)
 	rssR.Ceiling = rss.max(ceilingIndex)
 	rssR.Target = &Target{Text: fmt.Sprintf("peak RSS with %d concurrent %s pushes ≤ distribution", n, sizeName(size)), Met: rssR.Berth <= rssR.Dist}
+	growR := Row{Metric: "RSS growth during the pushes (peak − before)", Unit: "MiB", Berth: growth.max(0), Dist: growth.max(1), Ceiling: growth.max(ceilingIndex), LowerIsBetter: true,
+		Target: &Target{Text: fmt.Sprintf("memory the %d pushes take ≤ distribution's", n), Met: growth.max(0) <= growth.max(1)}}
+	fileR := Row{Metric: "resident pages mapped from files before the pushes (the binary)", Unit: "MiB", Berth: fileRSS.max(0), Dist: fileRSS.max(1), Ceiling: fileRSS.max(ceilingIndex), LowerIsBetter: true}
 	thrR := Row{Metric: "throughput", Unit: "MiB/s", Berth: thr.median(0), Dist: thr.median(1), Ceiling: thr.median(ceilingIndex)}
 	if thrR.Ceiling > 0 {
 		thrR.CeilingTarget = &Target{Text: fmt.Sprintf("%d concurrent %s pushes ≥ 0.9 of the ceiling server under the same concurrency", n, sizeName(size)), Met: thrR.Fraction() >= 0.9}
@@ -219,7 +228,7 @@ func (r *runner) concurrentWorkload(ctx context.Context, rep *Report) error {
 	rep.Sections = append(rep.Sections, Section{
 		Name:  name,
 		About: fmt.Sprintf("%d clients at once each push a %s blob (monolithic) to a repository of its own. Throughput is all bytes over the wall time of the whole batch.", n, sizeName(size)),
-		Rows:  []Row{thrR, rssR},
+		Rows:  []Row{thrR, rssR, growR, fileR},
 	})
 	return nil
 }
