@@ -22,8 +22,11 @@ func testVerifiedWriter(e *env) {
 	p, fresh := e.p("verified/file"), e.p("verified/new")
 	e.put(p, old)
 	big := bytes.Repeat([]byte("0123456789abcdef"), 6<<20/16+1) // past one part of most stores
+	// Past three parts of 5 MiB (S3's least), so parts follow each other
+	// while the next is read.
+	bigger := bytes.Repeat([]byte("fedcba9876543210"), 17<<20/16+3)
 
-	for _, content := range [][]byte{[]byte("small"), big} {
+	for _, content := range [][]byte{[]byte("small"), big, bigger} {
 		n, err := vw.WriteVerified(e.ctx, p, bytes.NewReader(content), func() error { return refuse })
 		if !errors.Is(err, refuse) || n != int64(len(content)) {
 			e.t.Fatalf("WriteVerified refused by verify = %d, %v; want %d, the verify error", n, err, len(content))
@@ -40,7 +43,7 @@ func testVerifiedWriter(e *env) {
 		}
 		e.wantContent(p, old)
 	}
-	for _, content := range [][]byte{[]byte("new content"), big} {
+	for _, content := range [][]byte{[]byte("new content"), big, bigger} {
 		calls := 0
 		n, err := vw.WriteVerified(e.ctx, p, bytes.NewReader(content), func() error { calls++; return nil })
 		if err != nil || n != int64(len(content)) || calls != 1 {
