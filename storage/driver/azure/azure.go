@@ -62,6 +62,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/berthhq/berth/storage/driver/internal/parts"
 	"io"
 	"iter"
 	"net/http"
@@ -239,7 +240,7 @@ type Driver struct {
 	expiry    time.Duration
 
 	// bufs recycles block buffers of blockSize between writers.
-	bufs sync.Pool
+	bufs parts.Pool
 }
 
 var _ driver.Driver = (*Driver)(nil)
@@ -291,6 +292,7 @@ func newDriver(opts Options) (*Driver, error) {
 	if d.blockSize == 0 {
 		d.blockSize = DefaultBlockSize
 	}
+	d.bufs.Size = d.blockSize
 	if d.expiry == 0 {
 		d.expiry = DefaultRedirectExpiry
 	}

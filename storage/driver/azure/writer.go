@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/berthhq/berth/storage/driver/internal/parts"
 	"io"
 	"net/http"
 	"strconv"
@@ -31,10 +32,6 @@ const (
 	metaBase      = "berthbase"
 
 	formatVersion = "1"
-
-	// smallBuffer is how far a writer's buffer grows by doubling before
-	// it takes a whole block buffer from the pool.
-	smallBuffer = 1 << 20
 )
 
 // errCorruptPending marks a pending blob this driver cannot read.
@@ -138,7 +135,7 @@ func (d *Driver) Writer(ctx context.Context, p string, append bool) (driver.File
 		err = w.create(ctx)
 	}
 	if err != nil {
-		w.release()
+		w.buf.Release(&w.d.bufs)
 		if errors.Is(err, driver.ErrNotFound) {
 			return nil, err
 		}
@@ -169,8 +166,7 @@ type writer struct {
 	blockSize int64
 	upload    string
 	blocks    int
-	buf       []byte // the bytes after the last block; shorter than blockSize
-	pooled    bool
+	buf       parts.Buffer // the bytes after the last block; shorter than blockSize
 	size      int64
 
 	// base is the identity of the committed file this writer's content
@@ -211,7 +207,7 @@ func (w *writer) resume(ctx context.Context) error {
 			}
 			if ok {
 				w.blockSize, w.upload, w.blocks = st.blockSize, st.upload, st.blocks
-				w.buf = tail
+				w.buf.B = tail
 				w.size = int64(st.blocks)*st.blockSize + int64(len(tail))
 				w.base = st.base
 				w.hasPending = true
@@ -264,9 +260,9 @@ func (w *writer) continueCommitted(ctx context.Context, o *object) error {
 			return err
 		}
 		n := o.size - tailStart
-		w.grow(int(n))
-		w.buf = w.buf[:n]
-		_, err = io.ReadFull(resp.Body, w.buf)
+		w.buf.Grow(int(n), w.blockSize, &w.d.bufs)
+		w.buf.B = w.buf.B[:n]
+		_, err = io.ReadFull(resp.Body, w.buf.B)
 		resp.Body.Close()
 		if err != nil {
 			return err
@@ -285,65 +281,15 @@ func (w *writer) Write(p []byte) (int, error) {
 	if w.state != stateOpen {
 		return 0, driver.ErrClosed
 	}
-	n := 0
-	for len(p) > 0 {
-		if len(w.buf) == 0 && int64(len(p)) >= w.blockSize {
-			if err := w.stage(w.ctx, p[:w.blockSize]); err != nil {
-				return n, wrap("write", w.path, err)
-			}
-			p = p[w.blockSize:]
-			n += int(w.blockSize)
-			w.size += w.blockSize
-			w.dirty = true
-			continue
-		}
-		take := min(int(w.blockSize)-len(w.buf), len(p))
-		w.grow(take)
-		w.buf = append(w.buf, p[:take]...)
-		if int64(len(w.buf)) == w.blockSize {
-			if err := w.stage(w.ctx, w.buf); err != nil {
-				w.buf = w.buf[:len(w.buf)-take]
-				return n, wrap("write", w.path, err)
-			}
-			w.buf = w.buf[:0]
-		}
-		p = p[take:]
-		n += take
-		w.size += int64(take)
+	n, err := w.buf.Write(p, w.blockSize, &w.d.bufs, func(part []byte) error { return w.stage(w.ctx, part) })
+	w.size += int64(n)
+	if n > 0 {
 		w.dirty = true
 	}
+	if err != nil {
+		return n, wrap("write", w.path, err)
+	}
 	return n, nil
-}
-
-func (w *writer) grow(n int) {
-	need := len(w.buf) + n
-	if need <= cap(w.buf) {
-		return
-	}
-	var nb []byte
-	switch {
-	case need <= smallBuffer:
-		nb = make([]byte, 0, min(max(need, 2*cap(w.buf), 4096), smallBuffer))
-	case w.blockSize == w.d.blockSize:
-		if b, ok := w.d.bufs.Get().(*[]byte); ok {
-			nb = (*b)[:0]
-		} else {
-			nb = make([]byte, 0, w.blockSize)
-		}
-		w.pooled = true
-	default:
-		nb = make([]byte, 0, w.blockSize)
-	}
-	w.buf = append(nb, w.buf...)
-}
-
-func (w *writer) release() {
-	if w.pooled {
-		b := w.buf[:0]
-		w.d.bufs.Put(&b)
-		w.pooled = false
-	}
-	w.buf = nil
 }
 
 // stage stages data as the next block.
@@ -378,15 +324,15 @@ func (w *writer) Size() int64 { return w.size }
 // wrote nothing since it resumed has nothing to store.
 func (w *writer) Close() error {
 	if w.state != stateOpen {
-		w.release()
+		w.buf.Release(&w.d.bufs)
 		return nil
 	}
 	w.state = stateClosed
-	defer w.release()
+	defer w.buf.Release(&w.d.bufs)
 	if !w.dirty {
 		return nil
 	}
-	if err := w.persist(w.ctx, w.buf); err != nil {
+	if err := w.persist(w.ctx, w.buf.B); err != nil {
 		return wrap("close", w.path, err)
 	}
 	return nil
@@ -401,15 +347,15 @@ func (w *writer) Commit(ctx context.Context) error {
 	}
 	w.state = stateCommitFailed
 	if w.blocks == 0 {
-		if err := w.d.put(ctx, w.key, w.buf, nil); err != nil {
+		if err := w.d.put(ctx, w.key, w.buf.B, nil); err != nil {
 			return wrap("commit", w.path, err)
 		}
 	} else {
-		if len(w.buf) > 0 {
-			if err := w.stage(ctx, w.buf); err != nil {
+		if len(w.buf.B) > 0 {
+			if err := w.stage(ctx, w.buf.B); err != nil {
 				return wrap("commit", w.path, err)
 			}
-			w.buf = w.buf[:0]
+			w.buf.B = w.buf.B[:0]
 		}
 		ids := make([]string, w.blocks)
 		for i := range ids {
@@ -420,7 +366,7 @@ func (w *writer) Commit(ctx context.Context) error {
 		}
 	}
 	w.state = stateClosed
-	w.release()
+	w.buf.Release(&w.d.bufs)
 	if w.hasPending {
 		// The file is committed whatever happens now; a pending blob
 		// that survives is stale and discarded later.
@@ -441,7 +387,7 @@ func (w *writer) Cancel(ctx context.Context) error {
 		return driver.ErrClosed
 	}
 	w.state = stateClosed
-	w.release()
+	w.buf.Release(&w.d.bufs)
 	if err := w.d.deleteKeys(ctx, []string{w.pendingKey}); err != nil {
 		return wrap("cancel", w.path, err)
 	}

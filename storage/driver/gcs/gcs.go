@@ -65,6 +65,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/berthhq/berth/storage/driver/internal/parts"
 	"io"
 	"iter"
 	"net/http"
@@ -244,7 +245,7 @@ type Driver struct {
 	maxBackoff  time.Duration
 
 	// bufs recycles part buffers of partSize between writers.
-	bufs sync.Pool
+	bufs parts.Pool
 }
 
 var _ driver.Driver = (*Driver)(nil)
@@ -282,6 +283,7 @@ func newDriver(ctx context.Context, opts Options) (*Driver, error) {
 		maxAttempts: int(cmp(int64(opts.MaxAttempts), DefaultMaxAttempts)),
 		maxBackoff:  time.Duration(cmp(int64(opts.MaxBackoff), int64(DefaultMaxBackoff))),
 	}
+	d.bufs.Size = d.partSize
 	if root := strings.Trim(opts.RootDirectory, "/"); root != "" {
 		d.root = root + "/"
 	}

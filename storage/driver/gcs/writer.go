@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/berthhq/berth/storage/driver/internal/parts"
 	"io"
 	"net/http"
 	"strconv"
@@ -28,10 +29,6 @@ const (
 	metaBase     = "berth-base"
 
 	formatVersion = "1"
-
-	// smallBuffer is how far a writer's buffer grows by doubling before
-	// it takes a whole part buffer from the pool: small files stay small.
-	smallBuffer = 1 << 20
 )
 
 // errCorruptPending marks a pending object this driver cannot read.
@@ -124,7 +121,7 @@ func (d *Driver) Writer(ctx context.Context, p string, append bool) (driver.File
 		err = w.create(ctx)
 	}
 	if err != nil {
-		w.release()
+		w.buf.Release(&w.d.bufs)
 		if errors.Is(err, driver.ErrNotFound) {
 			return nil, err
 		}
@@ -156,8 +153,7 @@ type writer struct {
 	upload   string // "" until a part or head is stored
 	parts    int
 	head     int64
-	buf      []byte // the bytes after the last part; shorter than partSize
-	pooled   bool
+	buf      parts.Buffer // the bytes after the last part; shorter than partSize
 	size     int64
 
 	// base is the identity of the committed file this writer's content
@@ -203,7 +199,7 @@ func (w *writer) resume(ctx context.Context) error {
 			}
 			if ok {
 				w.partSize, w.upload, w.parts, w.head = st.partSize, st.upload, st.parts, st.head
-				w.buf = tail
+				w.buf.B = tail
 				w.size = st.head + int64(st.parts)*st.partSize + int64(len(tail))
 				w.base = st.base
 				w.hasPending = true
@@ -235,9 +231,9 @@ func (w *writer) continueCommitted(ctx context.Context, a *storage.ObjectAttrs) 
 			return err
 		}
 		defer r.Close()
-		w.grow(int(a.Size))
-		w.buf = w.buf[:a.Size]
-		if _, err := io.ReadFull(r, w.buf); err != nil {
+		w.buf.Grow(int(a.Size), w.partSize, &w.d.bufs)
+		w.buf.B = w.buf.B[:a.Size]
+		if _, err := io.ReadFull(r, w.buf.B); err != nil {
 			return err
 		}
 		return nil
@@ -258,70 +254,15 @@ func (w *writer) Write(p []byte) (int, error) {
 	if w.state != stateOpen {
 		return 0, driver.ErrClosed
 	}
-	n := 0
-	for len(p) > 0 {
-		if len(w.buf) == 0 && int64(len(p)) >= w.partSize {
-			// A whole part: upload it from p without copying.
-			if err := w.uploadPart(w.ctx, p[:w.partSize]); err != nil {
-				return n, wrap("write", w.path, err)
-			}
-			p = p[w.partSize:]
-			n += int(w.partSize)
-			w.size += w.partSize
-			w.dirty = true
-			continue
-		}
-		take := min(int(w.partSize)-len(w.buf), len(p))
-		w.grow(take)
-		w.buf = append(w.buf, p[:take]...)
-		if int64(len(w.buf)) == w.partSize {
-			if err := w.uploadPart(w.ctx, w.buf); err != nil {
-				w.buf = w.buf[:len(w.buf)-take]
-				return n, wrap("write", w.path, err)
-			}
-			w.buf = w.buf[:0]
-		}
-		p = p[take:]
-		n += take
-		w.size += int64(take)
+	n, err := w.buf.Write(p, w.partSize, &w.d.bufs, func(part []byte) error { return w.uploadPart(w.ctx, part) })
+	w.size += int64(n)
+	if n > 0 {
 		w.dirty = true
 	}
+	if err != nil {
+		return n, wrap("write", w.path, err)
+	}
 	return n, nil
-}
-
-// grow makes room for n more bytes in buf. Small content grows by
-// doubling; beyond smallBuffer the writer takes a whole part's buffer,
-// which never needs to grow again since buf stays shorter than a part.
-func (w *writer) grow(n int) {
-	need := len(w.buf) + n
-	if need <= cap(w.buf) {
-		return
-	}
-	var nb []byte
-	switch {
-	case need <= smallBuffer:
-		nb = make([]byte, 0, min(max(need, 2*cap(w.buf), 4096), smallBuffer))
-	case w.partSize == w.d.partSize:
-		if b, ok := w.d.bufs.Get().(*[]byte); ok {
-			nb = (*b)[:0]
-		} else {
-			nb = make([]byte, 0, w.partSize)
-		}
-		w.pooled = true
-	default:
-		nb = make([]byte, 0, w.partSize)
-	}
-	w.buf = append(nb, w.buf...)
-}
-
-// release returns the buffer to the pool.
-func (w *writer) release() {
-	if w.pooled {
-		b := w.buf[:0]
-		w.d.bufs.Put(&b)
-		w.pooled = false
-	}
-	w.buf = nil
 }
 
 // uploadPart stores data as the next part.
@@ -356,15 +297,15 @@ func (w *writer) Size() int64 { return w.size }
 // wrote nothing since it resumed has nothing to store.
 func (w *writer) Close() error {
 	if w.state != stateOpen {
-		w.release()
+		w.buf.Release(&w.d.bufs)
 		return nil
 	}
 	w.state = stateClosed
-	defer w.release()
+	defer w.buf.Release(&w.d.bufs)
 	if !w.dirty {
 		return nil
 	}
-	if err := w.persist(w.ctx, w.buf); err != nil {
+	if err := w.persist(w.ctx, w.buf.B); err != nil {
 		return wrap("close", w.path, err)
 	}
 	return nil
@@ -379,22 +320,22 @@ func (w *writer) Commit(ctx context.Context) error {
 	}
 	w.state = stateCommitFailed
 	if w.parts == 0 && w.head == 0 {
-		if err := w.d.upload(ctx, w.d.obj(w.key), w.buf, nil); err != nil {
+		if err := w.d.upload(ctx, w.d.obj(w.key), w.buf.B, nil); err != nil {
 			return wrap("commit", w.path, err)
 		}
 	} else {
-		if len(w.buf) > 0 {
-			if err := w.uploadPart(ctx, w.buf); err != nil {
+		if len(w.buf.B) > 0 {
+			if err := w.uploadPart(ctx, w.buf.B); err != nil {
 				return wrap("commit", w.path, err)
 			}
-			w.buf = w.buf[:0]
+			w.buf.B = w.buf.B[:0]
 		}
 		if err := w.compose(ctx); err != nil {
 			return wrap("commit", w.path, err)
 		}
 	}
 	w.state = stateClosed
-	w.release()
+	w.buf.Release(&w.d.bufs)
 	// The file is committed whatever happens now; state left over is
 	// stale and discarded by the next writer or Delete.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -443,7 +384,7 @@ func (w *writer) Cancel(ctx context.Context) error {
 		return driver.ErrClosed
 	}
 	w.state = stateClosed
-	w.release()
+	w.buf.Release(&w.d.bufs)
 	if err := w.d.discardPending(ctx, w.path); err != nil {
 		return wrap("cancel", w.path, err)
 	}

@@ -56,6 +56,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/berthhq/berth/storage/driver/internal/parts"
 	"io"
 	"net/http"
 	"net/url"
@@ -184,7 +185,7 @@ type Driver struct {
 	copyPartSize  int64
 
 	// bufs recycles part buffers of partSize between writers.
-	bufs sync.Pool
+	bufs parts.Pool
 }
 
 var _ driver.Driver = (*Driver)(nil)
@@ -274,6 +275,7 @@ func newDriver(ctx context.Context, opts Options) (*Driver, error) {
 		bucket:        opts.Bucket,
 		root:          root,
 		partSize:      partSize,
+		bufs:          parts.Pool{Size: partSize},
 		redirect:      opts.Redirect,
 		expiry:        expiry,
 		copyThreshold: maxCopyObjectSize,

@@ -25,7 +25,7 @@ func (d *Driver) WriteVerified(ctx context.Context, p string, r io.Reader, verif
 	}
 	if err != nil {
 		w.state = stateClosed
-		w.release()
+		w.buf.Release(&w.d.bufs)
 		w.abandonUpload()
 		return n, err
 	}

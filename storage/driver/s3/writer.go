@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/berthhq/berth/storage/driver/internal/parts"
 	"io"
 	"strconv"
 	"strings"
@@ -27,10 +28,6 @@ const (
 	metaBase     = "berth-base"
 
 	formatVersion = "1"
-
-	// smallBuffer is how far a writer's buffer grows by doubling before it
-	// takes a whole part buffer from the pool: small files stay small.
-	smallBuffer = 1 << 20
 )
 
 // errCorruptPending marks a pending object this driver cannot read.
@@ -110,7 +107,7 @@ func (d *Driver) Writer(ctx context.Context, p string, append bool) (driver.File
 		err = w.create(ctx)
 	}
 	if err != nil {
-		w.release()
+		w.buf.Release(&w.d.bufs)
 		if errors.Is(err, driver.ErrNotFound) {
 			return nil, err
 		}
@@ -140,9 +137,8 @@ type writer struct {
 
 	partSize int64
 	uploadID string
-	etags    []string // of parts 1..len(etags)
-	buf      []byte   // the bytes after the last part; shorter than partSize
-	pooled   bool     // buf came from d.bufs
+	etags    []string     // of parts 1..len(etags)
+	buf      parts.Buffer // the bytes after the last part; shorter than partSize
 	size     int64
 
 	// base is the identity of the committed file this writer's content
@@ -194,7 +190,7 @@ func (w *writer) resume(ctx context.Context) error {
 				w.partSize = st.partSize
 				w.uploadID = st.uploadID
 				w.etags = etags
-				w.buf = tail
+				w.buf.B = tail
 				w.durable = len(tail)
 				w.size = int64(st.parts)*st.partSize + int64(len(tail))
 				w.base = st.base
@@ -246,9 +242,9 @@ func (w *writer) continueCommitted(ctx context.Context, obj *object) error {
 			return err
 		}
 		n := obj.size - tailStart
-		w.grow(int(n))
-		w.buf = w.buf[:n]
-		_, err = io.ReadFull(out.Body, w.buf)
+		w.buf.Grow(int(n), w.partSize, &w.d.bufs)
+		w.buf.B = w.buf.B[:n]
+		_, err = io.ReadFull(out.Body, w.buf.B)
 		out.Body.Close()
 		if err != nil {
 			w.abandonUpload()
@@ -256,10 +252,10 @@ func (w *writer) continueCommitted(ctx context.Context, obj *object) error {
 		}
 	}
 	w.size = obj.size
-	w.durable = len(w.buf)
+	w.durable = len(w.buf.B)
 	if full > 0 {
 		// The upload exists now; record it with the state.
-		if err := w.persist(ctx, w.buf); err != nil {
+		if err := w.persist(ctx, w.buf.B); err != nil {
 			w.abandonUpload()
 			return err
 		}
@@ -282,70 +278,15 @@ func (w *writer) Write(p []byte) (int, error) {
 	if w.state != stateOpen {
 		return 0, driver.ErrClosed
 	}
-	n := 0
-	for len(p) > 0 {
-		if len(w.buf) == 0 && int64(len(p)) >= w.partSize {
-			// A whole part: upload it from p without copying.
-			if err := w.uploadPart(w.ctx, p[:w.partSize]); err != nil {
-				return n, wrap("write", w.path, err)
-			}
-			p = p[w.partSize:]
-			n += int(w.partSize)
-			w.size += w.partSize
-			w.dirty = true
-			continue
-		}
-		take := min(int(w.partSize)-len(w.buf), len(p))
-		w.grow(take)
-		w.buf = append(w.buf, p[:take]...)
-		if int64(len(w.buf)) == w.partSize {
-			if err := w.uploadPart(w.ctx, w.buf); err != nil {
-				w.buf = w.buf[:len(w.buf)-take]
-				return n, wrap("write", w.path, err)
-			}
-			w.buf = w.buf[:0]
-		}
-		p = p[take:]
-		n += take
-		w.size += int64(take)
+	n, err := w.buf.Write(p, w.partSize, &w.d.bufs, func(part []byte) error { return w.uploadPart(w.ctx, part) })
+	w.size += int64(n)
+	if n > 0 {
 		w.dirty = true
 	}
+	if err != nil {
+		return n, wrap("write", w.path, err)
+	}
 	return n, nil
-}
-
-// grow makes room for n more bytes in buf. Small content grows by
-// doubling; beyond smallBuffer the writer takes a whole part's buffer,
-// which never needs to grow again since buf stays shorter than a part.
-func (w *writer) grow(n int) {
-	need := len(w.buf) + n
-	if need <= cap(w.buf) {
-		return
-	}
-	var nb []byte
-	switch {
-	case need <= smallBuffer:
-		nb = make([]byte, 0, min(max(need, 2*cap(w.buf), 4096), smallBuffer))
-	case w.partSize == w.d.partSize:
-		if b, ok := w.d.bufs.Get().(*[]byte); ok {
-			nb = (*b)[:0]
-		} else {
-			nb = make([]byte, 0, w.partSize)
-		}
-		w.pooled = true
-	default:
-		nb = make([]byte, 0, w.partSize)
-	}
-	w.buf = append(nb, w.buf...)
-}
-
-// release returns the buffer to the pool.
-func (w *writer) release() {
-	if w.pooled {
-		b := w.buf[:0]
-		w.d.bufs.Put(&b)
-		w.pooled = false
-	}
-	w.buf = nil
 }
 
 // uploadPart uploads data as the next part, creating the upload first if
@@ -361,7 +302,7 @@ func (w *writer) uploadPart(ctx context.Context, data []byte) error {
 		// Record the upload before any part goes in, so that a Delete
 		// finds it even if this process dies. The state stays what is
 		// already stored, with the upload added.
-		if err := w.persist(ctx, w.buf[:w.durable]); err != nil {
+		if err := w.persist(ctx, w.buf.B[:w.durable]); err != nil {
 			w.abandonUpload()
 			return err
 		}
@@ -409,15 +350,15 @@ func (w *writer) Size() int64 { return w.size }
 // resumed has nothing to store.
 func (w *writer) Close() error {
 	if w.state != stateOpen {
-		w.release() // after a failed Commit, which keeps it for Cancel
+		w.buf.Release(&w.d.bufs) // after a failed Commit, which keeps it for Cancel
 		return nil
 	}
 	w.state = stateClosed
-	defer w.release()
+	defer w.buf.Release(&w.d.bufs)
 	if !w.dirty {
 		return nil
 	}
-	if err := w.persist(w.ctx, w.buf); err != nil {
+	if err := w.persist(w.ctx, w.buf.B); err != nil {
 		return wrap("close", w.path, err)
 	}
 	return nil
@@ -434,16 +375,16 @@ func (w *writer) Commit(ctx context.Context) error {
 	if w.uploadID == "" || len(w.etags) == 0 {
 		// Smaller than a part: one PutObject. An upload whose first
 		// part failed is dropped once the file is in place.
-		if err := w.d.putObject(ctx, w.key, w.buf, nil); err != nil {
+		if err := w.d.putObject(ctx, w.key, w.buf.B, nil); err != nil {
 			return wrap("commit", w.path, err)
 		}
 		w.abandonUpload()
 	} else {
-		if len(w.buf) > 0 {
-			if err := w.uploadPart(ctx, w.buf); err != nil {
+		if len(w.buf.B) > 0 {
+			if err := w.uploadPart(ctx, w.buf.B); err != nil {
 				return wrap("commit", w.path, err)
 			}
-			w.buf = w.buf[:0]
+			w.buf.B = w.buf.B[:0]
 		}
 		parts := make([]types.CompletedPart, len(w.etags))
 		for i, etag := range w.etags {
@@ -454,7 +395,7 @@ func (w *writer) Commit(ctx context.Context) error {
 		}
 	}
 	w.state = stateClosed
-	w.release()
+	w.buf.Release(&w.d.bufs)
 	if w.hasPending {
 		// The file is committed whatever happens now. A pending object
 		// that survives is stale (the file changed) and is discarded by
@@ -474,7 +415,7 @@ func (w *writer) Cancel(ctx context.Context) error {
 		return driver.ErrClosed
 	}
 	w.state = stateClosed
-	w.release()
+	w.buf.Release(&w.d.bufs)
 	if w.uploadID != "" {
 		if err := w.d.abortUpload(ctx, w.key, w.uploadID); err != nil {
 			return wrap("cancel", w.path, err)
