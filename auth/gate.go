@@ -216,6 +216,9 @@ func clientKey(r *http.Request) string {
 type need struct {
 	access    []Access // each with one action
 	challenge []Access // the scopes to name in a challenge
+	// admin: the rules must also make the caller an administrator
+	// (Rules.Administers).
+	admin bool
 }
 
 // required derives the access a routed request needs from the route's
@@ -232,6 +235,9 @@ func required(r *http.Request, rt registry.Route) need {
 	switch rt.Access {
 	case registry.AccessCatalog:
 		one(TypeRegistry, CatalogName, ActionAll, ActionAll)
+	case registry.AccessAdmin:
+		one(TypeRegistry, CatalogName, ActionAll, ActionAll)
+		n.admin = true
 	case registry.AccessPull:
 		one(TypeRepository, rt.Name, ActionPull, ActionPull)
 	case registry.AccessPush:
@@ -292,6 +298,11 @@ func (g *Gate) Authorize(w http.ResponseWriter, r *http.Request, rt registry.Rou
 			g.deny(w, r, id, n)
 			return false
 		}
+	}
+	if n.admin && !g.Administers(id) {
+		g.auditAccess(r, id, rt)
+		g.deny(w, r, id, n)
+		return false
 	}
 	if from := mountSource(r, rt); from != "" && id.Method == MethodToken && !covers(id.Token, TypeRepository, from, ActionPull) {
 		// A mount reads its source: the token itself must grant pull on

@@ -350,7 +350,7 @@ func TestReloadSwapsRulesAndConnectors(t *testing.T) {
 
 	dir := t.TempDir()
 	var pw []byte
-	for _, u := range []string{"admin", "reader"} {
+	for _, u := range []string{"admin", "reader", "lister"} {
 		h, err := bcrypt.GenerateFromPassword([]byte(u+"-secret"), bcrypt.MinCost)
 		if err != nil {
 			t.Fatal(err)
@@ -372,6 +372,10 @@ func TestReloadSwapsRulesAndConnectors(t *testing.T) {
     - repositories: [%q]
       users: [reader]
       actions: [pull]
+    - repositories: ["**"]
+      users: [lister]
+      actions: [pull]
+      catalog: true
 registries:
   - name: hub
     type: cache
@@ -434,6 +438,12 @@ registries:
 	}
 	if r := reader.request("POST", "/_berth/reload", nil); r.Status != http.StatusForbidden && r.Status != http.StatusUnauthorized {
 		t.Errorf("a reader asked for a reload: %d", r.Status)
+	}
+	// The catalog alone does not make an administrator.
+	lister := authClient(t, b.URL(), "lister", "lister-secret")
+	lister.expect(lister.request("GET", "/v2/_catalog", nil), http.StatusOK)
+	if r := lister.request("POST", "/_berth/reload", nil); r.Status != http.StatusForbidden && r.Status != http.StatusUnauthorized {
+		t.Errorf("a user with the catalog but not every action asked for a reload: %d", r.Status)
 	}
 	writeFile(t, dir, "berth.yaml", []byte(config("hub/**", "http://"+up2.Addr)))
 	admin.expect(admin.request("POST", "/_berth/reload", nil), http.StatusOK)

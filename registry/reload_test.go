@@ -20,8 +20,8 @@ func TestReloadRoute(t *testing.T) {
 		},
 	})
 	wantStatus(t, e.do(req{Method: "POST", Path: ReloadPath}), http.StatusOK)
-	if calls != 1 || seen.Kind != KindReload || seen.Access != AccessCatalog {
-		t.Fatalf("calls %d, route %+v: want one reload authorised as catalog access", calls, seen)
+	if calls != 1 || seen.Kind != KindReload || seen.Access != AccessAdmin {
+		t.Fatalf("calls %d, route %+v: want one reload authorised as administration", calls, seen)
 	}
 	fail = errors.New("registries[0] (hub): upstream.url: required")
 	res := e.do(req{Method: "POST", Path: ReloadPath})

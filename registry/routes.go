@@ -17,6 +17,9 @@ const (
 	AccessPush    Access = "push"
 	AccessDelete  Access = "delete"
 	AccessCatalog Access = "catalog"
+	// AccessAdmin is for what acts on the registry as a whole (a
+	// reload): the catalog, and every action on every repository.
+	AccessAdmin Access = "admin"
 )
 
 // Route kinds: what a request path addresses.
@@ -93,7 +96,7 @@ func ParseRoute(method, path string) (rt Route, ok bool) {
 		return Route{Kind: KindHealth, Access: AccessCatalog}, true
 	case ReloadPath:
 		// An operator's: for callers the rules give the catalog.
-		return Route{Kind: KindReload, Access: AccessCatalog}, true
+		return Route{Kind: KindReload, Access: AccessAdmin}, true
 	}
 	rest, found := strings.CutPrefix(path, "/v2/")
 	if !found {
