@@ -2,8 +2,6 @@ package notifications
 
 import (
 	"encoding/json"
-	"errors"
-	"net/url"
 	"sync"
 	"time"
 
@@ -51,12 +49,12 @@ func (r *recent) add(ds []Delivery) {
 
 // Recent returns up to n of the last deliveries this process attempted,
 // newest first. Deliveries of other replicas are theirs.
-func (n *Notifier) Recent(max int) []Delivery {
+func (n *Notifier) Recent(limit int) []Delivery {
 	r := &n.recent
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]Delivery, 0, min(max, len(r.ring)))
-	for i := 0; i < len(r.ring) && len(out) < max; i++ {
+	out := make([]Delivery, 0, min(limit, len(r.ring)))
+	for i := 0; i < len(r.ring) && len(out) < limit; i++ {
 		// Newest first: the one before next, backwards (next stays 0
 		// until the ring is full).
 		j := (r.next - 1 - i + 2*len(r.ring)) % len(r.ring)
@@ -70,12 +68,7 @@ func (n *Notifier) record(endpoint string, evs []metadata.QueuedEvent, err error
 	at := time.Now()
 	msg := ""
 	if err != nil {
-		// Not the URL, which may carry a token in its query.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		msg = err.Error()
+		msg = redactURL(err).Error() // not the URL's path or query, which may carry a token
 	}
 	ds := make([]Delivery, len(evs))
 	for i, ev := range evs {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/berthhq/berth/metadata"
@@ -41,7 +42,7 @@ func TestRecentKeepsTheLastDeliveriesNewestFirst(t *testing.T) {
 	err := &url.Error{Op: "Post", URL: "https://hooks.example/x?token=secret", Err: errors.New("connection refused")}
 	n.record("ci", []metadata.QueuedEvent{ev(7)}, err)
 	d := n.Recent(1)[0]
-	if d.Delivered || d.Error != "connection refused" {
-		t.Errorf("failed delivery recorded as %+v (the URL and its token stay out)", d)
+	if d.Delivered || !strings.HasSuffix(d.Error, "connection refused") || strings.Contains(d.Error, "token") || strings.Contains(d.Error, "/x") {
+		t.Errorf("failed delivery recorded as %+v (the URL's path and token stay out)", d)
 	}
 }
