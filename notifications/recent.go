@@ -47,7 +47,7 @@ func (r *recent) add(ds []Delivery) {
 	}
 }
 
-// Recent returns up to n of the last deliveries this process attempted,
+// Recent returns up to limit of the last deliveries this process attempted,
 // newest first. Deliveries of other replicas are theirs.
 func (n *Notifier) Recent(limit int) []Delivery {
 	r := &n.recent

@@ -36,8 +36,8 @@ func mountUI(cfg config.Config, log *slog.Logger, next http.Handler, reg *regist
 	}
 	if ops != nil && ops.notifier != nil {
 		n := ops.notifier
-		opts.WebhookDeliveries = func(_ context.Context, max int) ([]ui.WebhookDelivery, error) {
-			ds := n.Recent(max)
+		opts.WebhookDeliveries = func(_ context.Context, limit int) ([]ui.WebhookDelivery, error) {
+			ds := n.Recent(limit)
 			out := make([]ui.WebhookDelivery, len(ds))
 			for i, d := range ds {
 				status := "delivered"
