@@ -62,6 +62,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/berthhq/berth/storage/driver/internal/bulk"
 	"github.com/berthhq/berth/storage/driver/internal/parts"
 	"io"
 	"iter"
@@ -69,7 +70,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -747,27 +747,12 @@ func (d *Driver) deletePrefix(ctx context.Context, prefix string) (int, error) {
 // deleteKeys removes the blobs named keys, several at a time. Blobs
 // already gone are no error.
 func (d *Driver) deleteKeys(ctx context.Context, keys []string) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	sem := make(chan struct{}, deleteConcurrency)
-	var wg sync.WaitGroup
-	for _, k := range keys {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
+	return bulk.Each(ctx, keys, deleteConcurrency, func(ctx context.Context, k string) error {
+		if _, err := d.c.NewBlobClient(k).Delete(ctx, nil); err != nil && !isNotFound(err) {
+			return err
 		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if _, err := d.c.NewBlobClient(k).Delete(ctx, nil); err != nil && !isNotFound(err) {
-				cancel(err)
-			}
-		})
-	}
-	wg.Wait()
-	return context.Cause(ctx)
+		return nil
+	})
 }
 
 // sasURL is a read-only SAS URL of blob key, valid for expiry.

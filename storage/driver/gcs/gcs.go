@@ -65,6 +65,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/berthhq/berth/storage/driver/internal/bulk"
 	"github.com/berthhq/berth/storage/driver/internal/parts"
 	"io"
 	"iter"
@@ -74,7 +75,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"cloud.google.com/go/storage"
@@ -741,27 +741,12 @@ func (d *Driver) deletePrefix(ctx context.Context, prefix string) (int, error) {
 // deleteKeys removes the objects named keys, several at a time. Objects
 // already gone are no error.
 func (d *Driver) deleteKeys(ctx context.Context, keys []string) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	sem := make(chan struct{}, deleteConcurrency)
-	var wg sync.WaitGroup
-	for _, k := range keys {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
+	return bulk.Each(ctx, keys, deleteConcurrency, func(ctx context.Context, k string) error {
+		if err := d.obj(k).Delete(ctx); err != nil && !isNotFound(err) {
+			return err
 		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if err := d.obj(k).Delete(ctx); err != nil && !isNotFound(err) {
-				cancel(err)
-			}
-		})
-	}
-	wg.Wait()
-	return context.Cause(ctx)
+		return nil
+	})
 }
 
 // RedirectURL implements driver.Redirector when Options.Redirect is set: a

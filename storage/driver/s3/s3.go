@@ -56,13 +56,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/berthhq/berth/storage/driver/internal/bulk"
 	"github.com/berthhq/berth/storage/driver/internal/parts"
 	"io"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -661,41 +661,26 @@ func (d *Driver) multipartCopy(ctx context.Context, dstKey, srcKey string, obj *
 func (d *Driver) copyParts(ctx context.Context, dstKey, uploadID, srcKey, etag string, from, to, partSize int64, first int32) ([]types.CompletedPart, error) {
 	n := int((to - from + partSize - 1) / partSize)
 	parts := make([]types.CompletedPart, n)
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	sem := make(chan struct{}, copyConcurrency)
-	var wg sync.WaitGroup
-	for i := range n {
+	err := bulk.Run(ctx, n, copyConcurrency, func(ctx context.Context, i int) error {
 		start := from + int64(i)*partSize
 		end := min(start+partSize, to) - 1
 		num := first + int32(i)
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			out, err := d.client.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
-				Bucket:            &d.bucket,
-				Key:               &dstKey,
-				UploadId:          &uploadID,
-				PartNumber:        &num,
-				CopySource:        aws.String(d.copySource(srcKey)),
-				CopySourceIfMatch: &etag,
-				CopySourceRange:   aws.String(fmt.Sprintf("bytes=%d-%d", start, end)),
-			})
-			if err != nil {
-				cancel(err)
-				return
-			}
-			parts[i] = types.CompletedPart{PartNumber: &num, ETag: out.CopyPartResult.ETag}
+		out, err := d.client.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
+			Bucket:            &d.bucket,
+			Key:               &dstKey,
+			UploadId:          &uploadID,
+			PartNumber:        &num,
+			CopySource:        aws.String(d.copySource(srcKey)),
+			CopySourceIfMatch: &etag,
+			CopySourceRange:   aws.String(fmt.Sprintf("bytes=%d-%d", start, end)),
 		})
-	}
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
+		if err != nil {
+			return err
+		}
+		parts[i] = types.CompletedPart{PartNumber: &num, ETag: out.CopyPartResult.ETag}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	return parts, nil
