@@ -493,7 +493,9 @@ func TestSlowUpstream(t *testing.T) {
 	t.Parallel()
 	s := newCacheSetup(t, func(r *Registry) {
 		r.TagTTL = durp(0)
-		r.Upstream.Timeout = time.Second
+		// Long enough that a loaded machine (the race detector, every package at once)
+		// answers the final pull in time; the silent phases each wait this long.
+		r.Upstream.Timeout = 3 * time.Second
 	})
 	im := newImage(t, 100000)
 	s.up.push("app", "v1", im)
@@ -520,7 +522,7 @@ func TestSlowUpstream(t *testing.T) {
 		t.Fatal("a blob the upstream stopped sending was cached")
 	}
 	r = s.b.do("GET", "/v2/hub/app/manifests/v2", nil)
-	if r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), "no answer within") {
+	if r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), "no answer within 3s") {
 		t.Errorf("uncached tag with a silent upstream: %v", r)
 	}
 	s.count.setHook(nil)
