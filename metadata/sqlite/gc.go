@@ -58,7 +58,7 @@ func (s *Store) CollectRepository(ctx context.Context, repo string, plan metadat
 	var c *metadata.Collection
 	var err error
 	if apply {
-		err = s.write(ctx, func(tx *sql.Tx) error {
+		err = s.writeAndYield(ctx, func(tx *sql.Tx) error {
 			var id int64
 			c, id, err = s.planRepository(ctx, tx, repo, plan)
 			if err != nil || c.Empty() {
@@ -220,7 +220,7 @@ func (s *Store) applyCollection(ctx context.Context, tx *sql.Tx, repo string, id
 // until the bytes are gone and the transaction is over.
 func (s *Store) DeleteUnlinkedBlob(ctx context.Context, d digest.Digest, remove func(context.Context) error) (bool, error) {
 	deleted := false
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.writeAndYield(ctx, func(tx *sql.Tx) error {
 		var linked bool
 		if err := tx.QueryRowContext(ctx, sqlBlobLinked, string(d)).Scan(&linked); err != nil {
 			return err

@@ -149,7 +149,7 @@ const (
 // opening a new file at once cannot both apply a migration, and a failing
 // migration leaves the previous version intact.
 func migrate(ctx context.Context, db *sql.DB) error {
-	tx, err := db.BeginTx(ctx, nil)
+	tx, err := beginWrite(ctx, db)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,9 @@
 //     another writer fails with SQLITE_BUSY at once (busy_timeout cannot
 //     retry it without risking deadlock), and the single connection queues
 //     this process's writers in database/sql instead of in SQLite's lock.
+//     Against writers of other processes (berth gc), beginWrite retries
+//     every few milliseconds, and the collector's transactions leave the
+//     lock free between them (writeAndYield).
 //   - a pool of query_only read connections. In WAL mode readers block
 //     neither the writer nor each other, so manifest and tag lookups go on
 //     while a push commits.
@@ -65,9 +68,10 @@ import (
 )
 
 // busyTimeout is how long a connection waits for a lock held by another
-// connection or process before failing with SQLITE_BUSY. Writers in this
-// process queue on the single write connection, so this only matters for
-// other processes (backups, a second berth by mistake) and for WAL
+// connection or process before failing with SQLITE_BUSY (a write in
+// beginWrite, a read in SQLite's busy handler). Writers in this process
+// queue on the single write connection, so this only matters for other
+// processes (berth gc, backups, a second berth by mistake) and for WAL
 // checkpoints.
 const busyTimeout = 10 * time.Second
 
@@ -353,7 +357,9 @@ func open(abs string) (s *Store, err error) {
 	// reader connects.
 	s.wdb, err = sql.Open("sqlite", dsn(abs, url.Values{
 		"_pragma": {
-			pragma("busy_timeout", busyTimeout.Milliseconds()),
+			// beginWrite waits for the lock itself, polling more often
+			// than SQLite's busy handler would.
+			pragma("busy_timeout", 0),
 			"foreign_keys(1)",
 			"journal_mode(WAL)",
 			"synchronous(FULL)",
@@ -499,7 +505,7 @@ func (s *Store) Close() error {
 // write runs fn in an IMMEDIATE transaction on the write connection and
 // commits it, or rolls it back if fn or the commit fails.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.wdb.BeginTx(ctx, nil)
+	tx, err := beginWrite(ctx, s.wdb)
 	if err != nil {
 		return noSpace(err)
 	}
@@ -508,6 +514,92 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return noSpace(err)
 	}
 	return noSpace(tx.Commit())
+}
+
+// writeAndYield is write for a job made of many transactions (the garbage
+// collector's): after each commit it leaves the lock free for a while
+// (yieldWrite), so that writers of other processes get their turn.
+func (s *Store) writeAndYield(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	var start time.Time
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		start = time.Now()
+		return fn(tx)
+	})
+	if !start.IsZero() {
+		yieldWrite(ctx, time.Since(start))
+	}
+	return err
+}
+
+// Waits for the write lock while another process holds it. SQLite's own
+// busy handler sleeps longer each time it finds the lock taken (up to
+// 100 ms), so a writer of this process facing a stream of short
+// transactions from another (berth gc on the same file) kept missing the
+// moments the lock was free; beginWrite retries every few milliseconds
+// instead, which finds the gaps the other process leaves between
+// transactions (see yieldWrite).
+const (
+	writePollMin = time.Millisecond
+	writePollMax = 4 * time.Millisecond
+)
+
+// beginWrite begins an IMMEDIATE transaction on db (the write handle, whose
+// busy_timeout is 0 so a lock held elsewhere answers SQLITE_BUSY at once),
+// retrying while the database is busy, for up to busyTimeout or until ctx is
+// done.
+func beginWrite(ctx context.Context, db *sql.DB) (*sql.Tx, error) {
+	deadline := time.Now().Add(busyTimeout)
+	wait := writePollMin
+	var timer *time.Timer
+	for {
+		tx, err := db.BeginTx(ctx, nil)
+		if err == nil || !isBusy(err) || !time.Now().Add(wait).Before(deadline) {
+			if timer != nil {
+				timer.Stop()
+			}
+			return tx, err
+		}
+		if onBusy != nil {
+			onBusy()
+		}
+		if timer == nil {
+			timer = time.NewTimer(wait)
+		} else {
+			timer.Reset(wait)
+		}
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, ctx.Err()
+		case <-timer.C:
+		}
+		wait = min(2*wait, writePollMax)
+	}
+}
+
+// onBusy, when set (by tests, before any store is used), is called each
+// time beginWrite finds the lock held.
+var onBusy func()
+
+// isBusy reports whether err is SQLITE_BUSY (another connection holds the
+// lock).
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
+}
+
+// yieldWrite lets writers of other processes in after a long-running job
+// (the garbage collector) committed a write transaction that held the lock
+// for held: it waits as long again (at most 50 ms), so the job holds the
+// write lock at most about half the time and a push in a server on the
+// same file waits for one of its transactions, not for many.
+func yieldWrite(ctx context.Context, held time.Duration) {
+	t := time.NewTimer(min(held, 50*time.Millisecond))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 // noSpace marks a full disk (SQLITE_FULL) as metadata.ErrNoSpace.

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -67,7 +68,7 @@ func TestOpenSettings(t *testing.T) {
 		{s.wdb, "journal_mode", "wal"},
 		{s.wdb, "synchronous", "2"}, // FULL
 		{s.wdb, "foreign_keys", "1"},
-		{s.wdb, "busy_timeout", fmt.Sprint(busyTimeout.Milliseconds())},
+		{s.wdb, "busy_timeout", "0"}, // beginWrite waits for the lock
 		{s.rdb, "journal_mode", "wal"},
 		{s.rdb, "query_only", "1"},
 		{s.rdb, "busy_timeout", fmt.Sprint(busyTimeout.Milliseconds())},
@@ -399,5 +400,62 @@ func TestChangesOfAnotherProcess(t *testing.T) {
 		case <-deadline:
 			t.Fatal("a change committed by another process was not told")
 		}
+	}
+}
+
+// TestWriteWaitsForAnotherProcess checks that a write finding the lock held
+// by another connection to the file (here a second store, as berth gc would
+// be) waits for it rather than failing with SQLITE_BUSY, and gives up when
+// its context ends.
+func TestWriteWaitsForAnotherProcess(t *testing.T) {
+	busy := make(chan struct{}, 1)
+	onBusy = func() {
+		select {
+		case busy <- struct{}{}:
+		default:
+		}
+	}
+	t.Cleanup(func() { onBusy = nil })
+	path := filepath.Join(t.TempDir(), "metadata.db")
+	a, b := openClosed(t, path), openClosed(t, path)
+	ctx := t.Context()
+	held, release := make(chan struct{}), make(chan struct{})
+	holder := make(chan error, 1)
+	go func() {
+		holder <- b.write(ctx, func(*sql.Tx) error {
+			close(held)
+			<-release
+			return nil
+		})
+	}()
+	<-held
+	m := func(s string) *metadata.Manifest {
+		return &metadata.Manifest{Digest: digest.FromString(s), MediaType: "m", Content: []byte("{}"), Size: 2}
+	}
+
+	cctx, cancel := context.WithCancel(ctx)
+	cancelled := make(chan error, 1)
+	go func() { cancelled <- a.PutManifest(cctx, "held", m("cancelled"), "gone") }()
+	<-busy // the write found the lock held and waits
+	cancel()
+	if err := <-cancelled; !errors.Is(err, context.Canceled) {
+		t.Errorf("a write cancelled while another store holds the lock: %v, want context.Canceled", err)
+	}
+
+	waited := make(chan error, 1)
+	go func() { waited <- a.PutManifest(ctx, "held", m("waited"), "v1") }()
+	<-busy
+	close(release)
+	if err := <-holder; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waited; err != nil {
+		t.Fatalf("a write while another store held the lock: %v, want it to wait and succeed", err)
+	}
+	if got, err := b.ResolveTag(ctx, "held", "v1"); err != nil || got.Digest != digest.FromString("waited") {
+		t.Errorf("the other store sees tag v1 → %v, %v", got, err)
+	}
+	if _, err := b.ResolveTag(ctx, "held", "gone"); !errors.Is(err, metadata.ErrNotFound) && !errors.Is(err, metadata.ErrRepositoryNotFound) {
+		t.Errorf("the cancelled write's tag: %v, want not found", err)
 	}
 }
