@@ -7,16 +7,7 @@ import (
 
 func TestTryLockExcludesOtherStores(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "m.db")
-	a, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a, b := openClosed(t, path), openClosed(t, path)
 	release, ok, err := a.TryLock(t.Context(), "sync-hub")
 	if err != nil || !ok {
 		t.Fatalf("TryLock: %v, %v", ok, err)

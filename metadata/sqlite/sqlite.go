@@ -548,33 +548,27 @@ const (
 // retrying while the database is busy, for up to busyTimeout or until ctx is
 // done.
 func beginWrite(ctx context.Context, db *sql.DB) (*sql.Tx, error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err == nil || !isBusy(err) {
+		return tx, err // the common case: no clock, no timer
+	}
 	deadline := time.Now().Add(busyTimeout)
-	wait := writePollMin
-	var timer *time.Timer
-	for {
-		tx, err := db.BeginTx(ctx, nil)
-		if err == nil || !isBusy(err) || !time.Now().Add(wait).Before(deadline) {
-			if timer != nil {
-				timer.Stop()
-			}
-			return tx, err
-		}
+	for wait := writePollMin; time.Now().Add(wait).Before(deadline); wait = min(2*wait, writePollMax) {
 		if onBusy != nil {
 			onBusy()
 		}
-		if timer == nil {
-			timer = time.NewTimer(wait)
-		} else {
-			timer.Reset(wait)
-		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-			timer.Stop()
+			t.Stop()
 			return nil, ctx.Err()
-		case <-timer.C:
+		case <-t.C:
 		}
-		wait = min(2*wait, writePollMax)
+		if tx, err = db.BeginTx(ctx, nil); err == nil || !isBusy(err) {
+			return tx, err
+		}
 	}
+	return nil, err
 }
 
 // onBusy, when set (by tests, before any store is used), is called each

@@ -372,16 +372,7 @@ func BenchmarkRepositoriesPage(b *testing.B) {
 func TestChangesOfAnotherProcess(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "metadata.db")
-	a, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a, b := openClosed(t, path), openClosed(t, path)
 	got := make(chan string, 10)
 	stop := a.Changes(func(repo string) { got <- repo })
 	defer stop()
