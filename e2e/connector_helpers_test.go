@@ -8,12 +8,12 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/berthhq/berth/connector"
+	"github.com/berthhq/berth/connector/provider/providertest"
 	"github.com/berthhq/berth/gc"
 	"github.com/berthhq/berth/metadata"
 	"github.com/berthhq/berth/metadata/sqlite"
@@ -114,7 +114,7 @@ func startCountingProxy(t testing.TB, target string) *countingProxy {
 	rp.ErrorLog = nil
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
-		p.counts[countKey(r)]++
+		p.counts[providertest.CountKey(r)]++
 		p.mu.Unlock()
 		rp.ServeHTTP(w, r)
 	}))
@@ -138,13 +138,4 @@ func (p *countingProxy) reset() {
 	p.mu.Lock()
 	p.counts = map[string]int{}
 	p.mu.Unlock()
-}
-
-func countKey(r *http.Request) string {
-	segs := strings.Split(strings.TrimPrefix(r.URL.Path, "/v2/"), "/")
-	n := len(segs)
-	if n >= 3 && (segs[n-2] == "manifests" || segs[n-2] == "blobs") {
-		return r.Method + " " + segs[n-2] + " " + segs[n-1]
-	}
-	return r.Method + " other"
 }

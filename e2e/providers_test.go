@@ -75,6 +75,18 @@ func waitStatus(t testing.TB, c *regClient, name string, what string, cond func(
 	}
 }
 
+// startGateway fronts dist with a providertest gateway that authenticates requests as mode
+// says, closed with the test.
+func startGateway(t *testing.T, dist *distServer, mode providertest.Mode) *providertest.Gateway {
+	t.Helper()
+	gw, err := providertest.NewGateway("http://"+dist.Addr, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gw.Close)
+	return gw
+}
+
 // wireErr decodes a registry error body.
 func wireErr(t testing.TB, body []byte) (code, msg string) {
 	t.Helper()
@@ -97,11 +109,7 @@ func TestProviderECR(t *testing.T) {
 	dist := startDistribution(t, distOptions{})
 	ecr := providertest.NewECR("AKIDE2E")
 	t.Cleanup(ecr.Close)
-	gw, err := providertest.NewGateway("http://"+dist.Addr, providertest.Basic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(gw.Close)
+	gw := startGateway(t, dist, providertest.Basic)
 	gw.Check = ecr.Valid
 	img, img2 := newImage(t, "linux", "amd64", 2), newImage(t, "linux", "amd64", 1)
 	distClient(t, dist).pushImage("team/app", "v1", img)
@@ -171,11 +179,7 @@ func TestProviderACR(t *testing.T) {
 	dist := startDistribution(t, distOptions{})
 	entra := providertest.NewEntra("tenant-e2e", "app-e2e", "client-secret")
 	t.Cleanup(entra.Close)
-	gw, err := providertest.NewGateway("http://"+dist.Addr, providertest.ACR)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(gw.Close)
+	gw := startGateway(t, dist, providertest.ACR)
 	gw.CheckAAD = entra.Valid
 	img := newImage(t, "linux", "arm64", 2)
 	distClient(t, dist).pushImage("team/app", "v1", img)
@@ -222,11 +226,7 @@ func TestProviderGAR(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(google.Close)
-	gw, err := providertest.NewGateway("http://"+dist.Addr, providertest.Token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(gw.Close)
+	gw := startGateway(t, dist, providertest.Token)
 	gw.Check = google.Valid
 	img := newImage(t, "linux", "amd64", 2)
 	distClient(t, dist).pushImage("project/repo/app", "v1", img)
@@ -254,11 +254,7 @@ func TestProviderGAR(t *testing.T) {
 func TestProviderTokenUsers(t *testing.T) {
 	t.Parallel()
 	dist := startDistribution(t, distOptions{})
-	gw, err := providertest.NewGateway("http://"+dist.Addr, providertest.Token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(gw.Close)
+	gw := startGateway(t, dist, providertest.Token)
 	valid := map[string]string{"octocat": "ghp_e2e", "gitlab+deploy-token-7": "gldt-one"}
 	var mu = make(chan struct{}, 1)
 	mu <- struct{}{}
@@ -311,11 +307,7 @@ func TestCredentialHelperUpstream(t *testing.T) {
 	}
 	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	dist := startDistribution(t, distOptions{})
-	gw, err := providertest.NewGateway("http://"+dist.Addr, providertest.Basic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(gw.Close)
+	gw := startGateway(t, dist, providertest.Basic)
 	gw.Check = func(u, p string) bool { return u == "helper-user" && p == "helper-secret" }
 	img := newImage(t, "linux", "amd64", 2)
 	distClient(t, dist).pushImage("team/app", "v1", img)

@@ -151,7 +151,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rp *httputil.Rev
 		g.challenge(w, r)
 		return
 	}
-	g.count(countKey(r))
+	g.count(CountKey(r))
 	rp.ServeHTTP(w, r)
 }
 
@@ -244,9 +244,9 @@ func (g *Gateway) issue(life time.Duration) string {
 	return tok
 }
 
-// countKey names a registry request: "METHOD manifests|blobs REF", or
-// "METHOD other".
-func countKey(r *http.Request) string {
+// CountKey names a registry request for counting: "METHOD manifests|blobs
+// REF", or "METHOD other".
+func CountKey(r *http.Request) string {
 	segs := strings.Split(strings.TrimPrefix(r.URL.Path, "/v2/"), "/")
 	n := len(segs)
 	if n >= 3 && (segs[n-2] == "manifests" || segs[n-2] == "blobs") {
