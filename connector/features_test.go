@@ -25,13 +25,7 @@ func pushReferrer(t *testing.T, n *node, name string, subject digest.Digest, art
 	empty := []byte("{}")
 	sig := randomBytes(t, 100)
 	for _, b := range [][]byte{empty, sig} {
-		r := n.must(http.StatusAccepted, "POST", "/v2/"+name+"/blobs/uploads/", nil)
-		loc := r.header.Get("Location")
-		sep := "?"
-		if strings.Contains(loc, "?") {
-			sep = "&"
-		}
-		n.must(http.StatusCreated, "PUT", loc+sep+"digest="+digest.FromBytes(b).String(), b)
+		n.pushBlob(name, b)
 	}
 	m := fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"artifactType":%q,"config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":%q,"size":2},"layers":[{"mediaType":"application/octet-stream","digest":%q,"size":%d}],"subject":{"mediaType":%q,"digest":%q,"size":1}}`,
 		registry.MediaTypeOCIManifest, artifactType, digest.FromBytes(empty), digest.FromBytes(sig), len(sig), registry.MediaTypeOCIManifest, subject)

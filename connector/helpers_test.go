@@ -173,17 +173,23 @@ func newImage(t testing.TB, sizes ...int) *image {
 	return im
 }
 
+// pushBlob uploads b to name (POST, then PUT with the digest).
+func (n *node) pushBlob(name string, b []byte) {
+	n.t.Helper()
+	r := n.must(http.StatusAccepted, "POST", "/v2/"+name+"/blobs/uploads/", nil)
+	loc := r.header.Get("Location")
+	sep := "?"
+	if strings.Contains(loc, "?") {
+		sep = "&"
+	}
+	n.must(http.StatusCreated, "PUT", loc+sep+"digest="+digest.FromBytes(b).String(), b)
+}
+
 // push uploads im to name:tag.
 func (n *node) push(name, tag string, im *image) {
 	n.t.Helper()
 	for _, b := range im.blobs() {
-		r := n.must(http.StatusAccepted, "POST", "/v2/"+name+"/blobs/uploads/", nil)
-		loc := r.header.Get("Location")
-		sep := "?"
-		if strings.Contains(loc, "?") {
-			sep = "&"
-		}
-		n.must(http.StatusCreated, "PUT", loc+sep+"digest="+digest.FromBytes(b).String(), b)
+		n.pushBlob(name, b)
 	}
 	n.must(http.StatusCreated, "PUT", "/v2/"+name+"/manifests/"+tag, im.manifest, "Content-Type: "+registry.MediaTypeOCIManifest)
 }
