@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/berthhq/berth/internal/testenv"
 )
 
 // cacheSetup is a berth with a cache hub/ over an upstream berth whose
@@ -20,12 +22,12 @@ type cacheSetup struct {
 	up    *node
 	count *counter
 	b     *node
-	clock *clock
+	clock *testenv.Clock
 }
 
 func newCacheSetup(t *testing.T, edit func(*Registry)) *cacheSetup {
 	t.Helper()
-	s := &cacheSetup{count: newCounter(), clock: newClock()}
+	s := &cacheSetup{count: newCounter(), clock: testenv.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))}
 	s.up = newNode(t, nil, nodeOptions{}, s.count.wrap)
 	rc := cacheOf("hub", "hub/", s.up.url())
 	if edit != nil {
@@ -76,7 +78,7 @@ func TestTagRevalidatedWithHeadAfterTTL(t *testing.T) {
 	s.b.pull("hub/app", "latest", im)
 	s.count.reset()
 
-	s.clock.advance(61 * time.Second)
+	s.clock.Advance(61 * time.Second)
 	s.b.pull("hub/app", "latest", im)
 	if h, g := s.count.get("HEAD manifests latest"), s.count.get("GET manifests latest"); h != 1 || g != 0 {
 		t.Errorf("revalidation: %d HEAD and %d GET of the tag, want 1 HEAD and no GET", h, g)
@@ -91,7 +93,7 @@ func TestTagRevalidatedWithHeadAfterTTL(t *testing.T) {
 	// The tag moves upstream: the next revalidation fetches the new one.
 	im2 := newImage(t, 20)
 	s.up.push("app", "latest", im2)
-	s.clock.advance(61 * time.Second)
+	s.clock.Advance(61 * time.Second)
 	s.count.reset()
 	s.b.pull("hub/app", "latest", im2)
 	if g := s.count.get("GET manifests " + im2.digest.String()); g != 1 {
@@ -172,7 +174,7 @@ func TestNotFoundRemembered(t *testing.T) {
 	if n := s.count.get("GET manifests nope"); n != 1 {
 		t.Errorf("missing tag asked upstream %d times, want 1", n)
 	}
-	s.clock.advance(31 * time.Second)
+	s.clock.Advance(31 * time.Second)
 	s.b.do("GET", "/v2/hub/app/manifests/nope", nil)
 	if n := s.count.get("GET manifests nope"); n != 2 {
 		t.Errorf("after the TTL: %d upstream requests, want 2", n)

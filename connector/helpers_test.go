@@ -284,26 +284,6 @@ func (c *counter) reset() {
 	c.mu.Unlock()
 }
 
-// clock is a settable clock for TTLs.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 func durp(d time.Duration) *time.Duration { return &d }
 
 // cacheOf returns a cache registry entry over up.

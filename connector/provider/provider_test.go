@@ -9,32 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/berthhq/berth/connector/provider"
 	"github.com/berthhq/berth/connector/provider/providertest"
+	"github.com/berthhq/berth/internal/testenv"
 )
-
-// clock is a settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 func newEnv(t *testing.T, rawURL string, s provider.Settings, now func() time.Time) provider.Env {
 	t.Helper()
@@ -72,10 +54,10 @@ func TestECRTokenRenewedBeforeExpiry(t *testing.T) {
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
 	srv := providertest.NewECR("AKIDTEST")
 	defer srv.Close()
-	clk := &clock{t: time.Now()}
+	clk := testenv.NewClock(time.Now())
 	env := newEnv(t, "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com", provider.Settings{ECR: provider.ECRConfig{
 		AccessKeyID: "AKIDTEST", SecretAccessKey: "secret", Endpoint: srv.URL(),
-	}}, clk.now)
+	}}, clk.Now)
 	p := open(t, "ecr", env)
 	c1, err := p.Credentials(t.Context(), nil)
 	if err != nil {
@@ -85,12 +67,12 @@ func TestECRTokenRenewedBeforeExpiry(t *testing.T) {
 		t.Fatalf("credentials %q:%q are not the token the ECR API issued", c1.Username, c1.Password)
 	}
 	// 12 hours of life: kept for 11h44m, renewed in the last quarter hour.
-	clk.add(11*time.Hour + 40*time.Minute)
+	clk.Advance(11*time.Hour + 40*time.Minute)
 	c2, _ := p.Credentials(t.Context(), nil)
 	if c2 != c1 || srv.Requests() != 1 {
 		t.Fatalf("token renewed too early: %d requests", srv.Requests())
 	}
-	clk.add(10 * time.Minute)
+	clk.Advance(10 * time.Minute)
 	c3, err := p.Credentials(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -165,10 +147,10 @@ func TestACRExchange(t *testing.T) {
 	if err := os.WriteFile(ca, entra.CertPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{t: time.Now()}
+	clk := testenv.NewClock(time.Now())
 	env := newEnv(t, gw.URL(), provider.Settings{ACR: provider.ACRConfig{
 		TenantID: "tenant-1", ClientID: "app-1", ClientSecret: "s3cret", AuthorityHost: entra.URL(),
-	}}, clk.now)
+	}}, clk.Now)
 	env.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: entra.TLSConfig()}, Timeout: 10 * time.Second}
 	p := open(t, "acr", env)
 	c, err := p.Credentials(t.Context(), nil)
@@ -179,11 +161,11 @@ func TestACRExchange(t *testing.T) {
 		t.Fatalf("credentials %+v after %d exchanges, %d Entra requests", c, gw.Count("exchange"), entra.Requests())
 	}
 	// The refresh token's exp (1h) decides: renewed in its last quarter.
-	clk.add(40 * time.Minute)
+	clk.Advance(40 * time.Minute)
 	if c2, _ := p.Credentials(t.Context(), nil); c2 != c || gw.Count("exchange") != 1 {
 		t.Fatal("refresh token renewed too early")
 	}
-	clk.add(10 * time.Minute)
+	clk.Advance(10 * time.Minute)
 	if c3, err := p.Credentials(t.Context(), nil); err != nil || c3 == c || gw.Count("exchange") != 2 {
 		t.Fatalf("refresh token not renewed before it expires: %v, %d exchanges", err, gw.Count("exchange"))
 	}
