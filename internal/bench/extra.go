@@ -23,6 +23,29 @@ const (
 	WorkPGCatalog = "pgcatalog"
 )
 
+// startLoneBerth stops the pair and starts berth alone with config, on a
+// fresh directory r.dir/label-berth, for a workload that measures berth
+// against itself. stop stops it and removes the directory (unless -keep).
+func (r *runner) startLoneBerth(ctx context.Context, label, config string) (b *Server, stop func(), err error) {
+	bin, err := r.berthBinary(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.stopPair()
+	dir := filepath.Join(r.dir, label+"-berth")
+	b = newConfiguredBerth(bin, dir, "berth", config)
+	b.label = label
+	if err := r.startServers(ctx, b); err != nil {
+		return nil, nil, err
+	}
+	return b, func() {
+		_ = b.Stop()
+		if !r.cfg.Keep {
+			_ = removeAll(dir, 4)
+		}
+	}, nil
+}
+
 // newConfiguredBerth returns a berth server started with --config holding
 // config (YAML), serving dir, named name.
 func newConfiguredBerth(bin, dir, name, config string, extraEnv ...string) *Server {

@@ -26,23 +26,11 @@ const gcConfig = `retention:
 // each) on SQLite while `berth gc` collects on the same database, against
 // the same pushes with no collection running.
 func (r *runner) gcWorkload(ctx context.Context, rep *Report) error {
-	berth, err := r.berthBinary(ctx)
+	b, stop, err := r.startLoneBerth(ctx, "gc", gcConfig)
 	if err != nil {
 		return err
 	}
-	r.stopPair()
-	dir := filepath.Join(r.dir, "gc-berth")
-	b := newConfiguredBerth(berth, dir, "berth", gcConfig)
-	b.label = "gc"
-	if err := r.startServers(ctx, b); err != nil {
-		return err
-	}
-	defer func() {
-		_ = b.Stop()
-		if !r.cfg.Keep {
-			_ = removeAll(dir, 4)
-		}
-	}()
+	defer stop()
 	c := NewClient(b.URL(), 128)
 	defer c.Close()
 
@@ -121,7 +109,11 @@ func (r *runner) gcWorkload(ctx context.Context, rep *Report) error {
 		return err
 	}
 	r.logf("gc: pushes while berth gc collects")
-	gc := exec.CommandContext(ctx, berth, "gc", "--config", filepath.Join(dir, "berth.yaml"), "--data", dir)
+	berth, err := r.berthBinary(ctx) // built already for the server
+	if err != nil {
+		return err
+	}
+	gc := exec.CommandContext(ctx, berth, "gc", "--config", filepath.Join(b.Dir, "berth.yaml"), "--data", b.Dir)
 	gc.Env = append(cleanEnv("BERTH_"), "BERTH_LOG_LEVEL=warn")
 	var out bytes.Buffer
 	gc.Stdout, gc.Stderr = &out, &out

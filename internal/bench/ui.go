@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -23,23 +22,11 @@ const uiRequests = 200
 // each the registry API's request that answers the same question: the
 // catalog page and Docker's search.
 func (r *runner) uiWorkload(ctx context.Context, rep *Report) error {
-	berth, err := r.berthBinary(ctx)
+	b, stop, err := r.startLoneBerth(ctx, "ui", "log:\n  level: warn\n")
 	if err != nil {
 		return err
 	}
-	r.stopPair()
-	dir := filepath.Join(r.dir, "ui-berth")
-	b := newConfiguredBerth(berth, dir, "berth", "log:\n  level: warn\n")
-	b.label = "ui"
-	if err := r.startServers(ctx, b); err != nil {
-		return err
-	}
-	defer func() {
-		_ = b.Stop()
-		if !r.cfg.Keep {
-			_ = removeAll(dir, 4)
-		}
-	}()
+	defer stop()
 	c := NewClient(b.URL(), 16)
 	defer c.Close()
 
