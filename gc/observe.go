@@ -25,18 +25,10 @@ func observe(ctx context.Context, opts *Options, rep *Report, err error) {
 	if opts.Audit == nil || rep == nil {
 		return
 	}
-	for _, group := range []struct {
-		action string
-		items  []Item
-	}{
-		{"gc-tag", rep.Tags},
-		{"gc-manifest", rep.Manifests},
-		{"gc-link", rep.Links},
-		{"gc-blob", rep.Blobs},
-	} {
+	for _, group := range rep.removed() {
 		for _, it := range group.items {
-			e := audit.Entry{Action: group.action, Outcome: audit.OK, User: "gc", Repository: it.Repository, Digest: it.Ref}
-			if group.action == "gc-tag" {
+			e := audit.Entry{Action: "gc-" + group.kind, Outcome: audit.OK, User: "gc", Repository: it.Repository, Digest: it.Ref}
+			if group.kind == "tag" {
 				e.Digest, e.Tag = "", it.Ref
 			}
 			opts.Audit.Record(ctx, e)

@@ -23,18 +23,22 @@ func (r *Report) Summary() string {
 	return b.String()
 }
 
+// removals are the removed items of a report by kind.
+type removals struct {
+	kind  string // tag, manifest, link or blob
+	items []Item
+}
+
+// removed returns r's removed items by kind, in the order tags, manifests,
+// blob links, blobs.
+func (r *Report) removed() []removals {
+	return []removals{{"tag", r.Tags}, {"manifest", r.Manifests}, {"link", r.Links}, {"blob", r.Blobs}}
+}
+
 // WriteList writes one line per removed item: its kind, what it is and its
 // size, in the order tags, manifests, blob links, blobs.
 func (r *Report) WriteList(w io.Writer) error {
-	for _, group := range []struct {
-		kind  string
-		items []Item
-	}{
-		{"tag", r.Tags},
-		{"manifest", r.Manifests},
-		{"link", r.Links},
-		{"blob", r.Blobs},
-	} {
+	for _, group := range r.removed() {
 		for _, it := range group.items {
 			var err error
 			switch {
