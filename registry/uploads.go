@@ -214,10 +214,7 @@ func (reg *Registry) anyBlobSize(r *http.Request, d digest.Digest) (int64, error
 // putBlob stores a whole blob sent in one request and links it to t.
 func (reg *Registry) putBlob(w http.ResponseWriter, r *http.Request, rt Route, t *Target, d digest.Digest, body io.Reader) error {
 	size, err := reg.blobs.Put(r.Context(), t.Name, d, body)
-	if err != nil {
-		return reg.uploadErr(err, rt)
-	}
-	if err := reg.linkPushed(r, rt, t, d, size); err != nil {
+	if err := reg.linkPushed(r, rt, t, d, size, err); err != nil {
 		return err
 	}
 	writeBlobCreated(w, rt.Name, d)
@@ -228,12 +225,15 @@ func (reg *Registry) putBlob(w http.ResponseWriter, r *http.Request, rt Route, t
 // does not know what a blob holds.
 const blobMediaType = "application/octet-stream"
 
-// linkPushed links blob d, which the request uploaded, to t, queueing its
-// push event with the link.
-func (reg *Registry) linkPushed(r *http.Request, rt Route, t *Target, d digest.Digest, size int64) error {
+// linkPushed ends the push of blob d: stored is how storing the request's
+// bytes ended; if they are stored, it links d to t, queueing its push event
+// with the link. The push is audited either way.
+func (reg *Registry) linkPushed(r *http.Request, rt Route, t *Target, d digest.Digest, size int64, stored error) error {
 	a := Action{Kind: ActionPush, Repository: rt.Name, Digest: d, MediaType: blobMediaType, Size: size}
-	err := reg.meta.LinkBlob(reg.prepare(r, a), t.Name, d, size)
-	if err != nil {
+	var err error
+	if stored != nil {
+		err = reg.uploadErr(stored, rt)
+	} else if err = reg.meta.LinkBlob(reg.prepare(r, a), t.Name, d, size); err != nil {
 		err = linkErr(err)
 	}
 	reg.audit(r, a, err)
@@ -297,10 +297,7 @@ func (reg *Registry) finishUpload(w http.ResponseWriter, r *http.Request, rt Rou
 		body = r.Body
 	}
 	size, err := reg.blobs.Finish(r.Context(), t.Name, rt.Ref, start, body, d)
-	if err != nil {
-		return reg.uploadErr(err, rt)
-	}
-	if err := reg.linkPushed(r, rt, t, d, size); err != nil {
+	if err := reg.linkPushed(r, rt, t, d, size, err); err != nil {
 		return err
 	}
 	writeBlobCreated(w, rt.Name, d)
