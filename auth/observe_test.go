@@ -1,37 +1,23 @@
 package auth
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/berthhq/berth/internal/audit"
+	"github.com/berthhq/berth/internal/testenv"
 )
 
-// lockedBuffer is a bytes.Buffer the server's goroutines may write while
-// the test reads it after their requests ended.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) lines(t *testing.T) []string {
+// auditLines decodes the audit lines of log into "action outcome user
+// method repository reason".
+func auditLines(t *testing.T, log *testenv.Buffer) []string {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var got []string
-	dec := json.NewDecoder(bytes.NewReader(l.b.Bytes()))
+	dec := json.NewDecoder(strings.NewReader(log.String()))
 	for dec.More() {
 		var e struct {
 			Msg, Action, Outcome, User, Method, Repository, Reason, Request string
@@ -54,7 +40,7 @@ func (l *lockedBuffer) lines(t *testing.T) []string {
 // them.
 func TestAuditAuthentication(t *testing.T) {
 	t.Parallel()
-	var buf lockedBuffer
+	var buf testenv.Buffer
 	e := newTestEnv(t, ModeToken, func(o *GateOptions) {
 		o.Audit = audit.New(slog.New(slog.NewJSONHandler(&buf, nil)))
 		o.Limiter = NewLimiter(1, 0.001) // one failure, then refused
@@ -80,7 +66,7 @@ func TestAuditAuthentication(t *testing.T) {
 		"token ok pusher get  repository:ci/app:pull",
 		"access denied pusher token ci/app delete not allowed",
 	}
-	got := buf.lines(t)
+	got := auditLines(t, &buf)
 	if !slices.Equal(got, want) {
 		t.Errorf("audit lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}

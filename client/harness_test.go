@@ -18,6 +18,7 @@ import (
 	"github.com/berthhq/berth/client"
 	"github.com/berthhq/berth/client/service"
 	"github.com/berthhq/berth/client/transport"
+	"github.com/berthhq/berth/internal/testenv"
 )
 
 // The integration tests run real registries on loopback: berth, built from this checkout,
@@ -153,31 +154,13 @@ func freeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
-// syncBuffer collects a process's output from several writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 const readyTimeout = 30 * time.Second
 
 // startProcess runs a server until the test ends, waiting until ready reports true (polled
 // with a deadline); its output is shown if the test fails.
 func startProcess(t testing.TB, name, bin string, args []string, ready func() bool) {
 	t.Helper()
-	log := &syncBuffer{}
+	log := &testenv.Buffer{}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {

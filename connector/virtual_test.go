@@ -12,6 +12,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berthhq/berth/internal/testenv"
 	"github.com/berthhq/berth/registry"
 )
 
@@ -262,7 +263,7 @@ func TestProbeStateChangesLogged(t *testing.T) {
 	t.Parallel()
 	count := newCounter()
 	up := newNode(t, nil, nodeOptions{}, count.wrap)
-	var logs syncLog
+	var logs testenv.Buffer
 	b := newNode(t, Config{cacheOf("hub", "hub/", up.url())}, nodeOptions{Options: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}}, nil)
 	ca := b.conn.caches[0]
 	// Without the background probes, so that only these decide.
@@ -290,24 +291,6 @@ func TestProbeStateChangesLogged(t *testing.T) {
 	if !strings.Contains(out, `msg="upstream down" registry=hub`) || !strings.Contains(out, `msg="upstream up" registry=hub`) || !strings.Contains(out, "downFor=") {
 		t.Errorf("state changes not logged:\n%s", out)
 	}
-}
-
-// syncLog is a log destination safe for concurrent writers.
-type syncLog struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // TestVirtualDownMemberKeepsOrder: a member that is down still serves
