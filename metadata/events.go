@@ -81,6 +81,10 @@ type EventQueue interface {
 	// DropEvents removes every queued event of endpoint and returns how
 	// many there were.
 	DropEvents(ctx context.Context, endpoint string) (int64, error)
+	// TrimEvents removes the oldest queued events of endpoint beyond its
+	// newest keep, and returns how many it removed: the bound on the queue
+	// of an endpoint that keeps failing.
+	TrimEvents(ctx context.Context, endpoint string, keep int64) (int64, error)
 }
 
 // Stats is what the store holds, for monitoring.

@@ -48,6 +48,11 @@ type Endpoint struct {
 	// MaxEvents bounds the events of one envelope. The default, 1, is
 	// what consumers written for distribution's registry expect.
 	MaxEvents int `yaml:"maxEvents"`
+	// MaxPending bounds the endpoint's queue while its deliveries fail:
+	// after a failure, the oldest events beyond the newest MaxPending are
+	// dropped (logged and counted), so an endpoint that is gone cannot
+	// fill the database.
+	MaxPending int64 `yaml:"maxPending"`
 }
 
 // Defaults of an endpoint's settings.
@@ -56,8 +61,11 @@ const (
 	DefaultBackoff    = time.Second
 	DefaultMaxBackoff = 5 * time.Minute
 	DefaultMaxEvents  = 1
+	DefaultMaxPending = 100_000
 	// MaxEventsLimit is the most events an envelope may hold.
 	MaxEventsLimit = 100
+	// MaxPendingLimit is the largest maxPending.
+	MaxPendingLimit = 100_000_000
 )
 
 // withDefaults fills in the unset settings.
@@ -73,6 +81,9 @@ func (e Endpoint) withDefaults() Endpoint {
 	}
 	if e.MaxEvents == 0 {
 		e.MaxEvents = DefaultMaxEvents
+	}
+	if e.MaxPending == 0 {
+		e.MaxPending = DefaultMaxPending
 	}
 	return e
 }
@@ -122,6 +133,9 @@ func (c Config) Validate() error {
 		}
 		if e.MaxEvents < 0 || e.MaxEvents > MaxEventsLimit {
 			bad("maxEvents %d: want from 1 to %d", e.MaxEvents, MaxEventsLimit)
+		}
+		if e.MaxPending < 0 || e.MaxPending > MaxPendingLimit {
+			bad("maxPending %d: want from 1 to %d", e.MaxPending, MaxPendingLimit)
 		}
 		for _, a := range e.Events {
 			if !contains(actions, a) {

@@ -55,8 +55,9 @@ type Metrics interface {
 	Delivered(endpoint string, events int)
 	// Failed counts failed deliveries of events.
 	Failed(endpoint string, events int)
-	// Dropped counts pull events dropped because the queue could not
-	// keep up.
+	// Dropped counts events dropped: pull events the queue could not
+	// keep up with, and the oldest events of a failing endpoint beyond its
+	// maxPending.
 	Dropped(events int)
 }
 
@@ -432,6 +433,7 @@ func (n *Notifier) deliver(ctx context.Context, e *endpoint) {
 				}
 				backoff = min(max(2*backoff, e.Backoff), e.MaxBackoff)
 				n.giveBack(ctx, e, evs, backoff, err.Error())
+				n.trim(ctx, e)
 				wait = backoff
 				break
 			}
@@ -459,6 +461,26 @@ func (n *Notifier) deliver(ctx context.Context, e *endpoint) {
 		}
 		t.Stop()
 	}
+}
+
+// trim drops the oldest events of e beyond e.MaxPending, after a failed
+// delivery: the queue of an endpoint that keeps failing stays bounded.
+func (n *Notifier) trim(ctx context.Context, e *endpoint) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	dropped, err := n.queue.TrimEvents(ctx, e.Name, e.MaxPending)
+	if err != nil {
+		n.log.Warn("notifications: bounding the queue", "endpoint", e.Name, "err", err)
+		return
+	}
+	if dropped == 0 {
+		return
+	}
+	if n.metrics != nil {
+		n.metrics.Dropped(int(dropped))
+	}
+	n.log.Warn("notifications: dropped the oldest events of an endpoint that keeps failing", "endpoint", e.Name,
+		"events", dropped, "maxPending", e.MaxPending)
 }
 
 // giveBack makes evs due again after delay.

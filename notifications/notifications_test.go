@@ -307,6 +307,40 @@ func TestFiltersAndRetries(t *testing.T) {
 	}
 }
 
+// TestMaxPendingBoundsAFailingEndpoint checks that the queue of an
+// endpoint that keeps failing keeps its newest maxPending events, which are
+// delivered once it answers again.
+func TestMaxPendingBoundsAFailingEndpoint(t *testing.T) {
+	rc := newReceiver(t)
+	rc.setStatus(http.StatusServiceUnavailable)
+	e := newEnv(t, Config{Endpoints: []Endpoint{
+		{Name: "down", URL: rc.srv.URL, Events: []string{"push"}, MaxPending: 2, Backoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond},
+	}})
+	for _, tag := range []string{"v1", "v2", "v3"} {
+		push(t, e.url, "team/app", tag) // a blob push and a manifest push each
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p, err := e.meta.PendingEvents(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p["down"] == 2 {
+			break
+		}
+		if p["down"] < 2 || time.Now().After(deadline) {
+			t.Fatalf("pending %v, want the queue of down trimmed to 2", p)
+		}
+		time.Sleep(10 * time.Millisecond) // the pace of asking again, not a synchronisation
+	}
+	rc.setStatus(http.StatusOK)
+	got := rc.waitEvents(t, 2)
+	e.stop()
+	if len(got) != 2 || got[1].Target.Tag != "v3" || got[0].Target.Tag != "" {
+		t.Errorf("delivered after the trim: %+v; want the newest two (v3's blob, then its manifest)", got)
+	}
+}
+
 // TestDropsRemovedEndpoints checks that events of an endpoint no longer
 // configured are dropped at start, and the others kept.
 func TestDropsRemovedEndpoints(t *testing.T) {
@@ -352,6 +386,7 @@ func TestConfigValidate(t *testing.T) {
 		{"glob", []Endpoint{{Name: "a", URL: ok.URL, Repositories: []string{"Team/*"}}}, "repositories:"},
 		{"timeout", []Endpoint{{Name: "a", URL: ok.URL, Timeout: time.Hour}}, "timeout 1h0m0s"},
 		{"maxEvents", []Endpoint{{Name: "a", URL: ok.URL, MaxEvents: 1000}}, "maxEvents 1000"},
+		{"maxPending", []Endpoint{{Name: "a", URL: ok.URL, MaxPending: -1}}, "maxPending -1"},
 		{"backoffs", []Endpoint{{Name: "a", URL: ok.URL, Backoff: time.Minute, MaxBackoff: time.Second}}, "maxBackoff"},
 		{"secrets", []Endpoint{{Name: "a", URL: ok.URL, Secret: "x", SecretFile: "f"}}, "not both"},
 		{"header", []Endpoint{{Name: "a", URL: ok.URL, Headers: map[string][]string{"X Bad": {"1"}}}}, "header name"},

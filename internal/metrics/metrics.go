@@ -142,7 +142,7 @@ func New(opts Options) *Metrics {
 
 	m.notifyOK = f.counterVec("notifications_delivered_total", "Events endpoints took, by endpoint.", "endpoint")
 	m.notifyFailed = f.counterVec("notifications_failures_total", "Events whose delivery failed (each attempt), by endpoint.", "endpoint")
-	m.notifyDropped = f.counter("notifications_dropped_total", "Pull events dropped because the queue did not keep up.")
+	m.notifyDropped = f.counter("notifications_dropped_total", "Events dropped: pull events the queue did not keep up with, and the oldest events of a failing endpoint beyond its maxPending.")
 
 	build := f.gaugeVec("build_info", "The running binary: version, commit and Go version, as labels of a constant 1.", "version", "commit", "goversion")
 	build.WithLabelValues(opts.Build.Version, opts.Build.Commit, opts.Build.GoVersion).Set(1)

@@ -24,6 +24,7 @@ var opsTests = []struct {
 	{"EventsRetryAndRelease", testEventsRetryAndRelease},
 	{"EventsLeaseExpiry", testEventsLeaseExpiry},
 	{"EventsConcurrentClaims", testEventsConcurrentClaims},
+	{"EventsTrim", testEventsTrim},
 	{"Stats", testStats},
 }
 
@@ -158,6 +159,36 @@ func testEventsClaim(t *testing.T, s metadata.Store) {
 	wantPending(t, q, map[string]int64{"a": 3})
 	must(t, q.CompleteEvents(ctx, "two", ids(second)))
 	wantPending(t, q, map[string]int64{})
+}
+
+// testEventsTrim checks that trimming an endpoint's queue keeps its newest
+// events, in order, and leaves the other endpoints alone.
+func testEventsTrim(t *testing.T, s metadata.Store) {
+	q := eventQueue(t, s)
+	ctx := t.Context()
+	for i := range 10 {
+		must(t, q.EnqueueEvents(ctx, event("a", fmt.Sprint(i)), event("b", fmt.Sprint(i))))
+	}
+	for _, c := range []struct {
+		keep, removed int64
+	}{{20, 0}, {10, 0}, {4, 6}, {4, 0}} {
+		if n, err := q.TrimEvents(ctx, "a", c.keep); err != nil || n != c.removed {
+			t.Errorf("TrimEvents(a, %d) = %d, %v; want %d", c.keep, n, err, c.removed)
+		}
+	}
+	wantPending(t, q, map[string]int64{"a": 4, "b": 10})
+	got := payloads(claim(t, q, "a", "one", 10, time.Minute))
+	want := []string{`{"what":"6"}`, `{"what":"7"}`, `{"what":"8"}`, `{"what":"9"}`}
+	if !slices.Equal(got, want) {
+		t.Errorf("after trimming to 4: %v, want the newest 4 %v", got, want)
+	}
+	if n, err := q.TrimEvents(ctx, "b", 0); err != nil || n != 10 {
+		t.Errorf("TrimEvents(b, 0) = %d, %v; want 10", n, err)
+	}
+	if n, err := q.TrimEvents(ctx, "none", 0); err != nil || n != 0 {
+		t.Errorf("TrimEvents of an endpoint with no events = %d, %v; want 0", n, err)
+	}
+	wantPending(t, q, map[string]int64{"a": 4})
 }
 
 // testEventsRetryAndRelease checks that a failed delivery waits for its

@@ -50,6 +50,11 @@ WHERE lease_owner = $1 AND id = ANY($2::bigint[])`
 
 	sqlDropEvents = `DELETE FROM notification_queue WHERE endpoint = $1`
 
+	// sqlTrimEvents deletes the endpoint's events from its (keep+1)-th
+	// newest down, walking the (endpoint, id) index.
+	sqlTrimEvents = `DELETE FROM notification_queue WHERE endpoint = $1 AND id <= (
+	SELECT id FROM notification_queue WHERE endpoint = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)`
+
 	sqlStats = `SELECT
 	(SELECT count(*) FROM repositories),
 	(SELECT count(*) FROM manifests),
@@ -189,6 +194,11 @@ func (s *Store) PendingEvents(ctx context.Context) (map[string]int64, error) {
 // DropEvents removes every queued event of endpoint.
 func (s *Store) DropEvents(ctx context.Context, endpoint string) (int64, error) {
 	return s.exec(ctx, "drop events of "+endpoint, sqlDropEvents, endpoint)
+}
+
+// TrimEvents removes the oldest events of endpoint beyond the newest keep.
+func (s *Store) TrimEvents(ctx context.Context, endpoint string, keep int64) (int64, error) {
+	return s.exec(ctx, "trim events of "+endpoint, sqlTrimEvents, endpoint, max(keep, 0))
 }
 
 // Stats counts what the database holds in one statement. The counts scan

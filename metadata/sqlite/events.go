@@ -33,6 +33,11 @@ RETURNING id, payload, attempts, created_at`
 
 	sqlPendingEvents = `SELECT endpoint, count(*) FROM notification_queue GROUP BY endpoint`
 
+	// sqlTrimEvents deletes the endpoint's events from its (keep+1)-th
+	// newest down, walking the (endpoint, id) index.
+	sqlTrimEvents = `DELETE FROM notification_queue WHERE endpoint = ?1 AND id <= (
+	SELECT id FROM notification_queue WHERE endpoint = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)`
+
 	sqlStats = `SELECT
 	(SELECT count(*) FROM repositories),
 	(SELECT count(*) FROM manifests),
@@ -179,9 +184,19 @@ func (s *Store) PendingEvents(ctx context.Context) (map[string]int64, error) {
 
 // DropEvents removes every queued event of endpoint.
 func (s *Store) DropEvents(ctx context.Context, endpoint string) (int64, error) {
+	return s.deleteEvents(ctx, "drop events of "+endpoint, `DELETE FROM notification_queue WHERE endpoint = ?1`, endpoint)
+}
+
+// TrimEvents removes the oldest events of endpoint beyond the newest keep.
+func (s *Store) TrimEvents(ctx context.Context, endpoint string, keep int64) (int64, error) {
+	return s.deleteEvents(ctx, "trim events of "+endpoint, sqlTrimEvents, endpoint, max(keep, 0))
+}
+
+// deleteEvents runs a DELETE of queued events and returns how many went.
+func (s *Store) deleteEvents(ctx context.Context, what, query string, args ...any) (int64, error) {
 	var n int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM notification_queue WHERE endpoint = ?1`, endpoint)
+		res, err := tx.ExecContext(ctx, query, args...)
 		if err != nil {
 			return err
 		}
@@ -189,7 +204,7 @@ func (s *Store) DropEvents(ctx context.Context, endpoint string) (int64, error) 
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("metadata/sqlite: drop events of %s: %w", endpoint, err)
+		return 0, fmt.Errorf("metadata/sqlite: %s: %w", what, err)
 	}
 	return n, nil
 }
