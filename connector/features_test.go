@@ -154,6 +154,40 @@ func TestPrefetchLayersAndPlatforms(t *testing.T) {
 	}
 }
 
+// TestPrefetchPendingBounded checks that pulls queue no more prefetching
+// once a cache's pending work is at its bound, and that what was queued is
+// fetched.
+func TestPrefetchPendingBounded(t *testing.T) {
+	t.Parallel()
+	count := newCounter()
+	up := newNode(t, nil, nodeOptions{}, count.wrap)
+	rc := cacheOf("hub", "hub/", up.url())
+	rc.Prefetch = PrefetchLayers
+	b := newNode(t, Config{rc}, nodeOptions{}, nil)
+	im := newImage(t, 1000, 2000, 3000, 4000) // a config and four layers
+	up.push("team/app", "v1", im)
+	p := b.conn.caches[0].prefetcher
+	p.limit = 2
+	release := make(chan struct{})
+	count.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.Contains(r.URL.Path, "/blobs/") {
+			<-release // the queued work stays pending until the test has looked
+		}
+		return false
+	})
+	b.must(http.StatusOK, "GET", "/v2/hub/team/app/manifests/v1", nil)
+	if st := p.status(); st.Pending != 2 || st.Skipped != 3 {
+		t.Errorf("prefetch status while blocked %+v, want 2 pending and 3 skipped", st)
+	}
+	close(release)
+	p.tasks.Wait()
+	if st := p.status(); st.Pending != 0 || st.Fetched != 2 || st.Failed != 0 || st.Skipped != 3 {
+		t.Errorf("prefetch status after %+v, want 2 fetched and 3 skipped", st)
+	}
+	count.setHook(nil)
+	b.pull("hub/team/app", "v1", im) // the skipped blobs come when asked for
+}
+
 func TestSyncMirrorsMatchingTags(t *testing.T) {
 	t.Parallel()
 	count := newCounter()

@@ -67,16 +67,24 @@ func (f platformFilter) children(m *metadata.Manifest) []digest.Digest {
 	return out
 }
 
+// maxPrefetchPending bounds the blobs and manifests waiting to be
+// prefetched by one cache: beyond it, pulls queue no more (what they need
+// is fetched when a client asks), so pulling many manifests cannot pile up
+// waiting work.
+const maxPrefetchPending = 10_000
+
 // prefetcher fetches the layers of manifests in the background, a bounded
-// number at a time.
+// number at a time, with a bounded number waiting.
 type prefetcher struct {
 	// tasks counts the work queued and running (tests wait on it).
 	tasks   sync.WaitGroup
 	sem     chan struct{}
 	filter  platformFilter
+	limit   int64 // of pending
 	pending atomic.Int64
 	fetched atomic.Int64
 	failed  atomic.Int64
+	skipped atomic.Int64
 }
 
 // PrefetchStatus is the work of a cache's prefetching, for the health
@@ -88,17 +96,19 @@ type PrefetchStatus struct {
 	// since start.
 	Fetched int64 `json:"fetched"`
 	Failed  int64 `json:"failed"`
+	// Skipped counts what was not queued because Pending was at its bound.
+	Skipped int64 `json:"skipped"`
 }
 
 func newPrefetcher(concurrency int, platforms []string) *prefetcher {
 	if concurrency <= 0 {
 		concurrency = DefaultPrefetchConcurrency
 	}
-	return &prefetcher{sem: make(chan struct{}, concurrency), filter: newPlatformFilter(platforms)}
+	return &prefetcher{sem: make(chan struct{}, concurrency), filter: newPlatformFilter(platforms), limit: maxPrefetchPending}
 }
 
 func (p *prefetcher) status() PrefetchStatus {
-	return PrefetchStatus{Pending: p.pending.Load(), Fetched: p.fetched.Load(), Failed: p.failed.Load()}
+	return PrefetchStatus{Pending: p.pending.Load(), Fetched: p.fetched.Load(), Failed: p.failed.Load(), Skipped: p.skipped.Load()}
 }
 
 // prefetch fetches in the background what m (just stored in local) needs:
@@ -129,7 +139,11 @@ func (ca *cache) prefetch(local, remote string, m *metadata.Manifest, filter pla
 		}
 	}
 	for _, fn := range todo {
-		p.pending.Add(1)
+		if p.pending.Add(1) > p.limit {
+			p.pending.Add(-1)
+			p.skipped.Add(1)
+			continue
+		}
 		p.tasks.Add(1)
 		if !ca.env.goAsync(func() {
 			defer p.tasks.Done()
